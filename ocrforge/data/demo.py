@@ -1,0 +1,288 @@
+"""The embedded default dataset: synthetic stamped and printed codes, written as a PPOCRLabel folder.
+
+Every image shows one to three lines of alphanumeric codes (serial numbers, lot codes, dates) on a metal
+plate, a paper label or a piece of packaging, placed with perspective and rotation on a cluttered
+background, then lit unevenly, blurred and noised. The label of each line is the exact quadrilateral of
+its ink box, mapped through the same homography as the pixels. Everything derives from one seed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ocrforge.resources import font_path
+
+FONTS = (
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSansMono.ttf",
+    "DejaVuSansMono-Bold.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Bold.ttf",
+)
+SURFACES = ("metal", "label", "packaging")
+LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
+DIGITS = "0123456789"
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Knobs of the generator; the defaults are those of params.yaml's ``demo`` section."""
+
+    num_images: int = 300
+    seed: int = 2024
+    width: int = 480
+    height: int = 360
+    max_lines: int = 3
+
+
+def _pick(rng: np.random.Generator, seq):
+    return seq[int(rng.integers(len(seq)))]
+
+
+def _chars(rng: np.random.Generator, alphabet: str, n: int) -> str:
+    return "".join(_pick(rng, alphabet) for _ in range(n))
+
+
+def random_code(rng: np.random.Generator) -> str:
+    """One line of the domain: serial numbers, lot codes, part numbers, dates, e.g. ``0317WS2022D100012``."""
+    kind = int(rng.integers(9))
+    year = int(rng.integers(2015, 2031))
+    month = int(rng.integers(1, 13))
+    day = int(rng.integers(1, 29))
+    if kind == 0:
+        return f"{month:02d}{day:02d}{_chars(rng, LETTERS, 2)}{year}{_pick(rng, LETTERS)}{_chars(rng, DIGITS, 6)}"
+    if kind == 1:
+        return f"LOT {_chars(rng, LETTERS, 1)}{_chars(rng, DIGITS, 4)}-{_chars(rng, DIGITS, 2)}"
+    if kind == 2:
+        return f"S/N {_chars(rng, LETTERS + DIGITS, int(rng.integers(6, 11)))}"
+    if kind == 3:
+        return f"EXP {year}-{month:02d}-{day:02d}"
+    if kind == 4:
+        return f"MFG {day:02d} {_pick(rng, MONTHS)} {year}"
+    if kind == 5:
+        return f"P/N {_chars(rng, DIGITS, 4)}-{_chars(rng, DIGITS, 2)}{_pick(rng, LETTERS)}"
+    if kind == 6:
+        return f"{_chars(rng, LETTERS, 2)}{_chars(rng, DIGITS, int(rng.integers(5, 9)))}"
+    if kind == 7:
+        return f"BATCH:{_chars(rng, DIGITS, 2)}{_pick(rng, LETTERS)}{_chars(rng, DIGITS, 3)}"
+    return _chars(rng, LETTERS + DIGITS, int(rng.integers(5, 15)))
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, scale: int) -> np.ndarray:
+    """Low-frequency noise in [0, 1], (h, w) float32: a small random grid upsampled."""
+    grid = rng.random((max(2, h // scale), max(2, w // scale))).astype(np.float32)
+    return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+
+
+def _surface(rng: np.random.Generator, kind: str, h: int, w: int) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """A plate texture (h, w, 3) uint8 RGB and an ink colour suited to it."""
+    if kind == "metal":
+        base = rng.uniform(120, 200)
+        brushed = rng.normal(0, 1, (h, 1)).astype(np.float32) * rng.uniform(4, 10)
+        brushed = np.repeat(brushed, w, axis=1) + rng.normal(0, 3, (h, w)).astype(np.float32)
+        tint = np.array([1.0, rng.uniform(0.97, 1.02), rng.uniform(0.95, 1.05)], dtype=np.float32)
+        img = (base + brushed + 30 * (_smooth_noise(rng, h, w, 40) - 0.5))[..., None] * tint
+        ink = tuple(int(v) for v in rng.uniform(20, 70, 3)) if rng.random() < 0.5 else (int(base * 0.4),) * 3
+    elif kind == "label":
+        paper = np.array([rng.uniform(225, 255), rng.uniform(220, 252), rng.uniform(200, 245)], dtype=np.float32)
+        img = np.ones((h, w, 3), np.float32) * paper + rng.normal(0, 3, (h, w, 1)).astype(np.float32)
+        ink = _pick(rng, ((15, 15, 20), (20, 30, 110), (120, 20, 20), (40, 40, 40)))
+    else:
+        colour = rng.uniform(60, 230, 3).astype(np.float32)
+        img = np.ones((h, w, 3), np.float32) * colour + 12 * (_smooth_noise(rng, h, w, 25)[..., None] - 0.5)
+        dark = colour.mean() > 140
+        ink = (10, 10, 10) if dark else (245, 245, 240)
+    return img.clip(0, 255).astype(np.uint8), ink
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A cluttered scene (h, w, 3) uint8 RGB: gradient, texture, shapes, stripes and marks that are not text."""
+    top, bottom = rng.uniform(30, 220, 3), rng.uniform(30, 220, 3)
+    ramp = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    img = (top * (1 - ramp) + bottom * ramp) * np.ones((1, w, 1), np.float32)
+    img += 40 * (_smooth_noise(rng, h, w, 30)[..., None] - 0.5)
+    img = img.clip(0, 255).astype(np.uint8)
+    for _ in range(int(rng.integers(4, 12))):
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        shape = int(rng.integers(4))
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        if shape == 0:
+            cv2.rectangle(img, (x, y), (x + int(rng.integers(10, 120)), y + int(rng.integers(10, 90))), colour, -1)
+        elif shape == 1:
+            cv2.circle(img, (x, y), int(rng.integers(5, 50)), colour, int(rng.choice([-1, 2, 4])))
+        elif shape == 2:
+            cv2.line(img, (x, y), (int(rng.integers(0, w)), int(rng.integers(0, h))), colour, int(rng.integers(1, 5)))
+        else:  # barcode-like stripes
+            for i in range(int(rng.integers(10, 30))):
+                bx = x + i * 3
+                cv2.line(img, (bx, y), (bx, y + 40), (20, 20, 20), int(rng.integers(1, 3)))
+    return img
+
+
+@dataclass
+class _Line:
+    text: str
+    font: ImageFont.FreeTypeFont
+    offset: tuple[int, int]
+    ink_box: tuple[int, int, int, int]
+
+
+def _layout(rng: np.random.Generator, texts: list[str], font_file: Path, size: int):
+    """Place the lines on a plate; returns the plate size and each line's ink box in plate pixels."""
+    font = ImageFont.truetype(str(font_file), size)
+    margin_x, margin_y = int(size * rng.uniform(0.5, 1.2)), int(size * rng.uniform(0.4, 0.9))
+    gap = int(size * rng.uniform(0.35, 0.8))
+    lines, y = [], margin_y
+    align = _pick(rng, ("left", "centre"))
+    widths = [font.getbbox(t)[2] - font.getbbox(t)[0] for t in texts]
+    plate_w = max(widths) + 2 * margin_x
+    for text, width in zip(texts, widths):
+        left, top, right, bottom = font.getbbox(text)
+        x = margin_x if align == "left" else (plate_w - width) // 2
+        origin = (x - left, y - top)
+        lines.append(_Line(text, font, origin, (x, y, x + right - left, y + bottom - top)))
+        y += bottom - top + gap
+    plate_h = y - gap + margin_y
+    return (plate_w, plate_h), lines
+
+
+def _draw_text(plate: np.ndarray, lines: list[_Line], ink, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """Draw the lines on the plate (RGB uint8); stamped metal gets a highlight and a shadow."""
+    image = Image.fromarray(plate)
+    draw = ImageDraw.Draw(image)
+    stamped = kind == "metal" and rng.random() < 0.6
+    for line in lines:
+        x, y = line.offset
+        if stamped:
+            draw.text((x - 1, y - 1), line.text, font=line.font, fill=(235, 235, 235))
+            draw.text((x + 1, y + 1), line.text, font=line.font, fill=(25, 25, 25))
+        draw.text((x, y), line.text, font=line.font, fill=ink)
+    return np.asarray(image)
+
+
+def ink_mask(lines: list[_Line], plate_size: tuple[int, int]) -> np.ndarray:
+    """(h, w) uint8 mask of the glyph pixels of the lines in plate coordinates."""
+    mask = Image.new("L", plate_size, 0)
+    draw = ImageDraw.Draw(mask)
+    for line in lines:
+        draw.text(line.offset, line.text, font=line.font, fill=255)
+    return np.asarray(mask)
+
+
+def _placement(rng: np.random.Generator, plate_size, width: int, height: int) -> np.ndarray:
+    """Homography (3x3) taking the plate into the image with scale, rotation and perspective."""
+    pw, ph = plate_size
+    angle = np.deg2rad(rng.normal(0, 6) if rng.random() < 0.8 else rng.uniform(-25, 25))
+    for _ in range(50):
+        scale = rng.uniform(0.55, 0.92) * min(width / pw, height / ph, 2.5)
+        corners = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
+        centred = (corners - [pw / 2, ph / 2]) * scale
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
+        dst = centred @ rot.T
+        jitter = rng.uniform(-0.07, 0.07, (4, 2)) * [pw * scale, ph * scale]
+        dst = dst + jitter
+        span = dst.max(axis=0) - dst.min(axis=0)
+        if span[0] >= width - 8 or span[1] >= height - 8:
+            angle *= 0.7
+            continue
+        lo = -dst.min(axis=0) + 4
+        hi = np.array([width, height]) - dst.max(axis=0) - 4
+        centre = rng.uniform(lo, hi)
+        return cv2.getPerspectiveTransform(corners, (dst + centre).astype(np.float32))
+    raise RuntimeError("could not place the plate inside the image")
+
+
+def _photometric(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Uneven light, blur and noise on an RGB uint8 image."""
+    h, w = img.shape[:2]
+    light = 0.55 + 0.75 * _smooth_noise(rng, h, w, int(rng.integers(60, 200)))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    spot = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (rng.uniform(0.2, 0.6) * w) ** 2))
+    light = light * (0.8 + 0.4 * spot)
+    out = img.astype(np.float32) * light[..., None]
+    kind = int(rng.integers(3))
+    if kind == 1:
+        k = int(rng.choice([3, 5]))
+        out = cv2.GaussianBlur(out, (k, k), 0)
+    elif kind == 2:
+        k = int(rng.integers(3, 6))
+        kernel = np.zeros((k, k), np.float32)
+        kernel[k // 2, :] = 1.0 / k
+        rot = cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), float(rng.uniform(0, 180)), 1.0)
+        kernel = cv2.warpAffine(kernel, rot, (k, k))
+        out = cv2.filter2D(out, -1, kernel / max(kernel.sum(), 1e-6))
+    out += rng.normal(0, rng.uniform(2, 9), out.shape).astype(np.float32)
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def make_sample(rng: np.random.Generator, config: DemoConfig) -> tuple[np.ndarray, list[dict], dict]:
+    """One image (HWC uint8 BGR), its PPOCRLabel boxes, and the geometry used (for tests)."""
+    kind = _pick(rng, SURFACES)
+    n_lines = int(rng.integers(1, config.max_lines + 1))
+    texts = [random_code(rng) for _ in range(n_lines)]
+    font_file = font_path(_pick(rng, FONTS))
+    size = int(rng.integers(22, 40))
+    plate_size, lines = _layout(rng, texts, font_file, size)
+    plate, ink = _surface(rng, kind, plate_size[1], plate_size[0])
+    if kind == "label" and rng.random() < 0.6:
+        cv2.rectangle(plate, (3, 3), (plate_size[0] - 4, plate_size[1] - 4), ink, 2)
+    plate = _draw_text(plate, lines, ink, kind, rng)
+
+    width, height = config.width, config.height
+    homography = _placement(rng, plate_size, width, height)
+    scene = _background(rng, height, width)
+    warped = cv2.warpPerspective(plate, homography, (width, height), flags=cv2.INTER_LINEAR)
+    alpha = cv2.warpPerspective(np.full(plate.shape[:2], 255, np.uint8), homography, (width, height))
+    alpha = (alpha.astype(np.float32) / 255.0)[..., None]
+    scene = (warped * alpha + scene * (1 - alpha)).astype(np.uint8)
+    scene = _photometric(rng, scene)
+
+    boxes = []
+    for line in lines:
+        x0, y0, x1, y1 = line.ink_box
+        pad = max(1.0, 0.08 * (y1 - y0))
+        quad = np.array([[x0 - pad, y0 - pad], [x1 + pad, y0 - pad], [x1 + pad, y1 + pad], [x0 - pad, y1 + pad]])
+        mapped = cv2.perspectiveTransform(quad[None].astype(np.float64), homography)[0]
+        mapped[:, 0] = mapped[:, 0].clip(0, width - 1)
+        mapped[:, 1] = mapped[:, 1].clip(0, height - 1)
+        boxes.append(
+            {
+                "transcription": line.text,
+                "points": [[int(round(x)), int(round(y))] for x, y in mapped],
+                "difficult": False,
+            }
+        )
+    geometry = {"homography": homography, "plate_size": plate_size, "lines": lines}
+    return cv2.cvtColor(scene, cv2.COLOR_RGB2BGR), boxes, geometry
+
+
+def generate_demo_dataset(out_dir: str | Path, config: DemoConfig = DemoConfig(), image_dir: str = "images") -> dict:
+    """Write ``config.num_images`` samples as a PPOCRLabel folder: ``Label.txt``, ``fileState.txt``, images."""
+    out_dir = Path(out_dir)
+    (out_dir / image_dir).mkdir(parents=True, exist_ok=True)
+    seeds = np.random.SeedSequence(config.seed).spawn(config.num_images)
+    label_rows, state_rows, n_lines = [], [], 0
+    for index, seed in enumerate(seeds):
+        rng = np.random.default_rng(seed)
+        image, boxes, _ = make_sample(rng, config)
+        key = f"{image_dir}/{index:05d}.jpg"
+        quality = int(rng.integers(70, 96))
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise RuntimeError(f"could not encode demo image {key}")
+        encoded.tofile(str(out_dir / key))
+        label_rows.append(f"{key}\t{json.dumps(boxes, ensure_ascii=False)}\n")
+        state_rows.append(f"{key}\t1\n")
+        n_lines += len(boxes)
+    (out_dir / "Label.txt").write_text("".join(label_rows), encoding="utf-8")
+    (out_dir / "fileState.txt").write_text("".join(state_rows), encoding="utf-8")
+    return {"images": config.num_images, "lines": n_lines, "seed": config.seed}
