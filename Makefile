@@ -1,0 +1,56 @@
+# ocrforge: `make help` lists the targets. Everything runs inside ./.venv, created on first use.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+# paddle defaults to one OpenMP thread; use every core.
+export OMP_NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
+GPU ?= 0
+# paddlepaddle-gpu 3.x wheels are served from PaddlePaddle's own index for your CUDA version (see its install page).
+GPU_INDEX ?=
+PYTEST_ARGS ?=
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@if [ "$(GPU)" = "1" ]; then \
+	  $(BIN)/python -m pip uninstall --yes paddlepaddle && \
+	  $(BIN)/python -m pip install --quiet paddlepaddle-gpu==3.3.1 $(if $(GPU_INDEX),--index-url $(GPU_INDEX)); fi
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install ocrforge with its pinned stack (GPU=1 for paddlepaddle-gpu)
+
+repro: $(STAMP) ## run the whole pipeline on the params.yaml data with `dvc repro`
+	dvc repro
+
+test: $(STAMP) ## run the test suite
+	python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## run the tests that take seconds, not minutes
+	python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP) ## run the pytest-benchmark micro-benchmarks
+	python -m pytest tests/benchmarks --benchmark-enable --benchmark-only $(PYTEST_ARGS)
+
+metrics: $(STAMP) ## show the metrics of the workspace and how they differ from HEAD
+	dvc metrics show
+	dvc metrics diff
+
+plots: $(STAMP) ## render the training curves to dvc_plots/index.html (and open it where a browser exists)
+	dvc plots show --open || dvc plots show
+
+dag: $(STAMP) ## draw the pipeline's stages
+	dvc dag
+
+clean: ## remove the virtual environment and caches (not data/ or the DVC cache)
+	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info
+
+.PHONY: help install repro test test-fast bench metrics plots dag clean

@@ -1,0 +1,27 @@
+"""DVC stage demo_data: generate the embedded default dataset as a PPOCRLabel folder (data/demo)."""
+
+from pathlib import Path
+
+from ocrforge.data.demo import DemoConfig, generate_demo_dataset
+from ocrforge.log import get_logger
+from ocrforge.params import load_params, section
+
+OUT_DIR = Path("data/demo")
+
+
+def main() -> None:
+    log = get_logger("stage.demo_data")
+    p = section(load_params(), "demo")
+    config = DemoConfig(
+        num_images=int(p["num_images"]),
+        seed=int(p["seed"]),
+        width=int(p["width"]),
+        height=int(p["height"]),
+        max_lines=int(p["max_lines"]),
+    )
+    stats = generate_demo_dataset(OUT_DIR, config)
+    log.info("wrote %d images with %d text lines to %s (seed %d)", stats["images"], stats["lines"], OUT_DIR, config.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The demo generator: deterministic, PPOCRLabel layout, labels that match the pixels."""
+
+import cv2
+import numpy as np
+import pytest
+
+from ocrforge.data.demo import DemoConfig, generate_demo_dataset, ink_mask, make_sample, random_code
+from ocrforge.data.ppocrlabel import load_ppocrlabel
+
+
+def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
+    config = DemoConfig(num_images=4, seed=11, width=200, height=150)
+    generate_demo_dataset(tmp_path / "a", config)
+    generate_demo_dataset(tmp_path / "b", config)
+    generate_demo_dataset(tmp_path / "c", DemoConfig(num_images=4, seed=12, width=200, height=150))
+    for name in ("Label.txt", "fileState.txt", "images/00003.jpg"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert (tmp_path / "a" / "Label.txt").read_bytes() != (tmp_path / "c" / "Label.txt").read_bytes()
+
+
+def test_written_folder_reads_back_as_ppocrlabel(tmp_path):
+    stats = generate_demo_dataset(tmp_path, DemoConfig(num_images=6, seed=1))
+    labels = load_ppocrlabel(tmp_path / "Label.txt")
+    assert len(labels.images) == 6 and labels.num_lines == stats["lines"]
+    assert labels.problems == [] and labels.unchecked == []
+    assert all(1 <= len(im.lines) <= 3 for im in labels.images)
+    assert (tmp_path / "fileState.txt").read_text().splitlines()[0] == "images/00000.jpg\t1"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_quads_cover_the_ink_tightly(seed):
+    config = DemoConfig(width=480, height=360)
+    image, boxes, geometry = make_sample(np.random.default_rng(seed), config)
+    assert image.shape == (360, 480, 3) and image.dtype == np.uint8
+    for box, line in zip(boxes, geometry["lines"]):
+        assert box["transcription"] == line.text
+        plate_mask = ink_mask([line], geometry["plate_size"])
+        ink = cv2.warpPerspective(plate_mask, geometry["homography"], (480, 360)) > 127
+        quad = np.zeros((360, 480), np.uint8)
+        cv2.fillPoly(quad, [np.array(box["points"], np.int32)], 1)
+        inside = (ink & (quad > 0)).sum() / ink.sum()
+        assert inside > 0.99, f"only {inside:.3f} of the ink of {line.text!r} lies inside its quad"
+        ys, xs = np.nonzero(ink)
+        (_, _), (w, h), _ = cv2.minAreaRect(np.stack([xs, ys], 1).astype(np.float32))
+        looseness = quad.sum() / max(w * h, 1)
+        assert looseness < 1.6, f"the quad of {line.text!r} is {looseness:.2f}x the ink's area"
+
+
+def test_codes_look_like_the_domain():
+    rng = np.random.default_rng(0)
+    codes = [random_code(rng) for _ in range(200)]
+    assert all(3 <= len(c) <= 25 for c in codes)
+    assert all(set(c) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -/:") for c in codes)
+    assert any(c[:4].isdigit() and len(c) == 17 for c in codes)  # 0317WS2022D100012-like serials
