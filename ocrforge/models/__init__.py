@@ -1,0 +1,1 @@
+"""Networks: backbones, necks, heads, and the model containers that chain them."""

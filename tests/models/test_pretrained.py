@@ -1,0 +1,126 @@
+"""Loading pretrained weights by name: what loads, what is reported missing, what is refused."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import paddle
+import pytest
+
+from ocrforge.models.architectures import build_model
+from ocrforge.models.pretrained import (
+    SHIPPED_DET_DIR,
+    SHIPPED_KEYS,
+    SHIPPED_REC_DIR,
+    load_inference_weights,
+    load_pdparams,
+    read_inference_params,
+)
+
+THRESHOLD_BRANCH = sorted(
+    f"head.thresh.{layer}.{p}"
+    for layer, params in {
+        "conv1": ["weight"],
+        "conv_bn1": ["weight", "bias", "_mean", "_variance"],
+        "conv2": ["weight", "bias"],
+        "conv_bn2": ["weight", "bias", "_mean", "_variance"],
+        "conv3": ["weight", "bias"],
+    }.items()
+    for p in params
+)
+
+
+def det_arch(scale: float = 0.75) -> dict:
+    return {
+        "model_type": "det",
+        "algorithm": "DB",
+        "Backbone": {"name": "PPLCNetV3", "scale": scale, "det": True},
+        "Neck": {"name": "RSEFPN", "out_channels": 96, "shortcut": True},
+        "Head": {"name": "DBHead", "k": 50},
+    }
+
+
+def test_shipped_paths_exist():
+    assert (SHIPPED_DET_DIR / "inference.pdiparams").is_file()
+    assert (SHIPPED_REC_DIR / "inference.pdiparams").is_file()
+    assert len(SHIPPED_KEYS.read_text(encoding="utf-8").splitlines()) == 6623
+
+
+def test_read_inference_params_gives_dygraph_names_and_shapes():
+    weights = read_inference_params(SHIPPED_DET_DIR)
+    assert len(weights) == 234
+    assert weights["backbone.conv1.conv.weight"].shape == (16, 3, 3, 3)
+    assert weights["backbone.blocks6.3.pw_conv.reparam_conv.weight"].shape == (384, 384, 1, 1)
+    assert weights["head.binarize.conv3.weight"].shape == (24, 1, 2, 2)
+    assert all(a.dtype == np.float32 for a in weights.values())
+    assert not any(name.startswith("head.thresh.") for name in weights)
+
+
+def test_report_lists_threshold_branch_as_missing_and_logs_each(caplog):
+    model = build_model(det_arch())
+    before = model.state_dict()["head.thresh.conv1.weight"].numpy().copy()
+    with caplog.at_level(logging.WARNING, logger="ocrforge.models.pretrained"):
+        report = load_inference_weights(model, SHIPPED_DET_DIR)
+    assert sorted(report.missing) == THRESHOLD_BRANCH
+    assert report.unexpected == []
+    assert len(report.loaded) == 234
+    for name in THRESHOLD_BRANCH:
+        assert any(name in record.getMessage() for record in caplog.records), name
+    shipped = read_inference_params(SHIPPED_DET_DIR)
+    state = model.state_dict()
+    np.testing.assert_array_equal(state["backbone.blocks2.0.dw_conv.w"].numpy(), shipped["backbone.blocks2.0.dw_conv.w"])
+    np.testing.assert_array_equal(state["head.thresh.conv1.weight"].numpy(), before)
+
+
+def test_shape_mismatch_raises_a_clear_error():
+    model = build_model(det_arch(scale=0.5))
+    with pytest.raises(ValueError) as err:
+        load_inference_weights(model, SHIPPED_DET_DIR)
+    message = str(err.value)
+    assert "backbone.layer_list.3.weight: checkpoint (360, 384, 1, 1), model (240, 256, 1, 1)" in message
+    assert "Backbone.scale" in message
+
+
+def test_transform_rewrites_one_tensor_before_loading():
+    model = build_model(det_arch())
+    shipped = read_inference_params(SHIPPED_DET_DIR)["head.binarize.conv3.bias"]
+    report = load_inference_weights(model, SHIPPED_DET_DIR, transforms={"head.binarize.conv3.bias": lambda a: a + 1})
+    assert report.transformed == ["head.binarize.conv3.bias"]
+    np.testing.assert_allclose(model.state_dict()["head.binarize.conv3.bias"].numpy(), shipped + 1)
+
+
+def test_transform_for_an_unknown_name_is_refused():
+    model = build_model(det_arch())
+    with pytest.raises(KeyError, match="head.ctc_head.fc.weight"):
+        load_inference_weights(model, SHIPPED_DET_DIR, transforms={"head.ctc_head.fc.weight": lambda a: a})
+
+
+def test_prefix_map_loads_a_part_and_reports_the_rest_unused():
+    from ocrforge.models.backbones import PPLCNetV3
+
+    backbone = PPLCNetV3(scale=0.95, det=False)
+    report = load_inference_weights(backbone, SHIPPED_REC_DIR, prefix_map={"backbone.": ""})
+    assert report.missing == []
+    assert report.unexpected and all(name.startswith("head.") for name in report.unexpected)
+    assert "conv1.conv.weight" in report.loaded
+
+
+def test_load_pdparams_round_trip(tmp_path):
+    trained = build_model(det_arch())
+    load_inference_weights(trained, SHIPPED_DET_DIR)
+    paddle.save(trained.state_dict(), str(tmp_path / "best.pdparams"))
+    fresh = build_model(det_arch())
+    report = load_pdparams(fresh, tmp_path / "best.pdparams")
+    assert report.missing == [] and report.unexpected == []
+    assert len(report.loaded) == len(fresh.state_dict())
+    for name, value in trained.state_dict().items():
+        np.testing.assert_array_equal(fresh.state_dict()[name].numpy(), value.numpy(), err_msg=name)
+
+
+def test_missing_files_say_what_to_give(tmp_path):
+    model = build_model(det_arch())
+    with pytest.raises(FileNotFoundError, match="inference.pdmodel"):
+        load_inference_weights(model, tmp_path)
+    with pytest.raises(FileNotFoundError, match="pdparams"):
+        load_pdparams(model, tmp_path / "nothing.pdparams")
