@@ -1,0 +1,177 @@
+"""End-to-end (detector + recogniser) scores: per text line and per image.
+
+A line counts as read when a prediction overlaps its ground truth at IoU >= 0.5 and has the same text
+(one-to-one). An image counts as read when its full text is the same, where the full text is built by one
+rule (``full_text``): boxes are grouped into lines, lines go top to bottom and are joined with "\\n",
+boxes in a line go left to right and are joined with one space.
+
+Lines and predictions are given as mappings ``{"points": (P, 2), "text": str}`` (PPOCRLabel's
+``"transcription"`` and ``"difficult"`` keys are read too) or as tuples ``(points, text, ...)``. A ground
+truth is ignored when its text is ``###`` or ``*`` or it is marked ``difficult``/``ignore``; predictions
+lying mostly inside an ignored region are then not counted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ocrforge.metrics.det_metric import (
+    CountingMetric,
+    as_polygon,
+    match_pairs,
+    precision_recall_hmean,
+    split_ignored,
+)
+from ocrforge.registry import METRICS
+
+IGNORE_TEXTS = ("###", "*")
+
+
+def _box_points(box) -> np.ndarray:
+    points = np.asarray(box, dtype=np.float64).reshape(-1, 2)
+    if len(points) == 0:
+        raise ValueError("a text box has no points; expected (P, 2) corner coordinates.")
+    return points
+
+
+def reading_lines(boxes) -> list[list[int]]:
+    """Box indices grouped into text lines: lines top to bottom, boxes left to right within a line.
+
+    Boxes are taken in order of their vertical centre; a box joins the line being built when its
+    vertical centre lies within half the line's mean box height of the line's mean vertical centre,
+    otherwise it starts a new line. ``boxes`` is a sequence of (P, 2) point arrays.
+    """
+    extents = []
+    for box in boxes:
+        points = _box_points(box)
+        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+        extents.append((x0, (y0 + y1) / 2.0, y1 - y0))
+    by_centre = sorted(range(len(extents)), key=lambda i: (extents[i][1], extents[i][0]))
+    lines: list[list[int]] = []
+    for i in by_centre:
+        if lines:
+            line = lines[-1]
+            centre = np.mean([extents[j][1] for j in line])
+            height = np.mean([extents[j][2] for j in line])
+            if abs(extents[i][1] - centre) <= height / 2.0:
+                line.append(i)
+                continue
+        lines.append([i])
+    return [sorted(line, key=lambda j: extents[j][0]) for line in lines]
+
+
+def reading_order(boxes) -> list[int]:
+    """Box indices in reading order (see ``reading_lines``), flattened."""
+    return [i for line in reading_lines(boxes) for i in line]
+
+
+def full_text(boxes, texts) -> str:
+    """The texts in reading order: boxes on one line joined with " ", lines joined with "\\n"."""
+    if len(boxes) != len(texts):
+        raise ValueError(f"full_text: {len(boxes)} boxes but {len(texts)} texts.")
+    return "\n".join(" ".join(texts[i] for i in line) for line in reading_lines(boxes))
+
+
+def _parse_line(item) -> tuple[np.ndarray, str, bool]:
+    """``(points, text, ignore)`` from a mapping or a ``(points, text, ...)`` tuple."""
+    if isinstance(item, dict):
+        points = item["points"]
+        text = item.get("text", item.get("transcription", ""))
+        ignore = bool(item.get("ignore", False) or item.get("difficult", False))
+    else:
+        points, text = item[0], item[1]
+        ignore = False
+    text = str(text)
+    return _box_points(points), text, ignore or text in IGNORE_TEXTS
+
+
+def score_end_to_end(preds, gts, iou_threshold: float = 0.5, normalize=lambda text: text) -> dict:
+    """Score one image's predicted lines against its ground-truth lines.
+
+    ``normalize`` maps a text to its compared form. Returns ``{"gt_care", "det_care", "matched",
+    "full_text_match", "pred_text", "gt_text"}``; the full texts are built from the counted lines only,
+    then normalised.
+    """
+    pred_lines = [_parse_line(p) for p in preds]
+    gt_lines = [_parse_line(g) for g in gts]
+    pred_lines = [(as_polygon(pts), pts, text) for pts, text, _ in pred_lines]
+    gt_lines = [(as_polygon(pts), pts, text, ig) for pts, text, ig in gt_lines]
+    pred_lines = [p for p in pred_lines if p[0] is not None]
+    gt_lines = [g for g in gt_lines if g[0] is not None]
+
+    pred_care, gt_care = split_ignored(
+        [p[0] for p in pred_lines], [g[0] for g in gt_lines], [g[3] for g in gt_lines], 0.5
+    )
+    pred_texts = [normalize(p[2]) for p in pred_lines]
+    gt_texts = [normalize(g[2]) for g in gt_lines]
+    pairs = match_pairs(
+        [p[0] for p in pred_lines], [g[0] for g in gt_lines], pred_care, gt_care, iou_threshold,
+        same=lambda g, p: gt_texts[g] == pred_texts[p],
+    )
+    counted_preds = [p for p, care in zip(pred_lines, pred_care) if care]
+    counted_gts = [g for g, care in zip(gt_lines, gt_care) if care]
+    pred_text = normalize(full_text([p[1] for p in counted_preds], [p[2] for p in counted_preds]))
+    gt_text = normalize(full_text([g[1] for g in counted_gts], [g[2] for g in counted_gts]))
+    return {
+        "gt_care": len(counted_gts),
+        "det_care": len(counted_preds),
+        "matched": len(pairs),
+        "full_text_match": pred_text == gt_text,
+        "pred_text": pred_text,
+        "gt_text": gt_text,
+    }
+
+
+@METRICS.register()
+class E2EMetric(CountingMetric):
+    """Accumulates end-to-end line matches and full-text matches over a data set.
+
+    Call it with ``(post_result, batch)``: both lists with one entry per image, each a list of lines
+    (see the module docstring); ``post_result`` holds the system's predictions, ``batch`` the labels.
+    ``get_metric()`` gives ``precision``, ``recall``, ``hmean`` (lines) and ``full_text_acc`` (images).
+    Texts are compared after removing spaces when ``ignore_space`` and case-folding unless
+    ``case_sensitive``.
+    """
+
+    counters = ("matched", "det_care", "gt_care", "images", "full_text_matches")
+
+    def __init__(
+        self,
+        main_indicator: str = "hmean",
+        iou_threshold: float = 0.5,
+        ignore_space: bool = False,
+        case_sensitive: bool = True,
+        **kwargs,
+    ):
+        self.main_indicator = main_indicator
+        self.iou_threshold = iou_threshold
+        self.ignore_space = ignore_space
+        self.case_sensitive = case_sensitive
+        self.reset()
+
+    def normalize(self, text: str) -> str:
+        """The text as it is compared."""
+        text = text.strip()
+        if self.ignore_space:
+            text = text.replace(" ", "")
+        if not self.case_sensitive:
+            text = text.casefold()
+        return text
+
+    def __call__(self, post_result: list, batch: list, **kwargs) -> None:
+        if len(post_result) != len(batch):
+            raise ValueError(f"E2EMetric: predictions for {len(post_result)} images but labels for {len(batch)}.")
+        for preds, gts in zip(post_result, batch):
+            result = score_end_to_end(preds, gts, self.iou_threshold, self.normalize)
+            self.matched += result["matched"]
+            self.det_care += result["det_care"]
+            self.gt_care += result["gt_care"]
+            self.images += 1
+            self.full_text_matches += result["full_text_match"]
+
+    def get_metric(self) -> dict:
+        """``{"precision", "recall", "hmean", "full_text_acc"}`` since the last reset; then resets."""
+        figures = precision_recall_hmean(self.matched, self.det_care, self.gt_care)
+        figures["full_text_acc"] = self.full_text_matches / self.images if self.images else 0.0
+        self.reset()
+        return figures

@@ -1,0 +1,77 @@
+"""Post-processing registered in ``ocrforge.registry.POSTPROCESS``: PaddleOCR's own classes from the
+``paddleocr`` wheel, wrapped only to accept what our models and data loaders hand them (paddle tensors,
+the training-mode MultiHead dict)."""
+
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import paddleocr  # noqa: F401  (puts the wheel's ``ppocr`` package on sys.path)
+from ppocr.postprocess.db_postprocess import DBPostProcess as _WheelDBPostProcess
+from ppocr.postprocess.rec_postprocess import CTCLabelDecode as _WheelCTCLabelDecode
+from ppocr.postprocess.rec_postprocess import NRTRLabelDecode as _WheelNRTRLabelDecode
+
+from ocrforge.registry import POSTPROCESS
+
+
+def _numpy(x):
+    return x.numpy() if isinstance(x, paddle.Tensor) else x
+
+
+@POSTPROCESS.register()
+class DBPostProcess(_WheelDBPostProcess):
+    """PaddleOCR's DB box extraction (``thresh``, ``box_thresh``, ``max_candidates``, ``unclip_ratio``,
+    ``use_dilation``, ``score_mode``, ``box_type``).
+
+    ``__call__(outs_dict, shape_list)``: ``outs_dict["maps"]`` (or the maps themselves) is (N, C, H, W)
+    with the shrink probability in channel 0; ``shape_list`` (N, 4) holds ``[src_h, src_w, ratio_h,
+    ratio_w]`` per image (DetResizeForTest's ``shape``). Returns a list per image of ``{"points": (K, 4, 2)}``
+    in source-image pixels (``(K, P, 2)`` polygons with ``box_type: poly``).
+    """
+
+    def __call__(self, outs_dict, shape_list):
+        if not isinstance(outs_dict, dict):
+            outs_dict = {"maps": outs_dict}
+        return super().__call__({"maps": _numpy(outs_dict["maps"])}, np.asarray(_numpy(shape_list)))
+
+
+@POSTPROCESS.register()
+class CTCLabelDecode(_WheelCTCLabelDecode):
+    """PaddleOCR's greedy CTC decoding (blank 0, repeats merged) with ``character_dict_path`` and
+    ``use_space_char``.
+
+    ``__call__(preds, label=None)``: ``preds`` is (N, T, C) logits or probabilities, or the training-mode
+    MultiHead dict (its ``"ctc"`` entry is decoded). Returns a list of ``(text, score)``, the score being
+    the mean of the kept steps' maxima (a probability only when ``preds`` are probabilities), or
+    ``(texts, labels)`` when the ``label_ctc`` ids (N, L) are given.
+    """
+
+    def __call__(self, preds, label=None, *args, **kwargs):
+        if isinstance(preds, dict):
+            preds = preds["ctc"]
+        label = None if label is None else np.asarray(_numpy(label))
+        return super().__call__(_numpy(preds), label, *args, **kwargs)
+
+
+@POSTPROCESS.register()
+class NRTRLabelDecode(_WheelNRTRLabelDecode):
+    """PaddleOCR's NRTR decoding (stops at ``</s>``; dictionary ``blank, <unk>, <s>, </s>, chars...``).
+
+    ``__call__(preds, label=None)``: ``preds`` is (N, T, C) scores, ``(ids, probs)``, or the training-mode
+    MultiHead dict (its ``"nrtr"`` entry). ``label`` is ``label_gtc`` (N, L), starting with ``<s>``.
+    """
+
+    def __call__(self, preds, label=None, *args, **kwargs):
+        if isinstance(preds, dict):
+            preds = preds["nrtr"]
+        if isinstance(preds, (list, tuple)):
+            preds = [_numpy(p) for p in preds]
+        else:
+            # The wheel reads any 2-long input as (ids, probs), a batch of two score maps included.
+            scores = _numpy(preds)
+            preds = [scores.argmax(axis=2), scores.max(axis=2)]
+        label = None if label is None else np.asarray(_numpy(label))
+        return super().__call__(preds, label, *args, **kwargs)
+
+
+__all__ = ["CTCLabelDecode", "DBPostProcess", "NRTRLabelDecode"]
