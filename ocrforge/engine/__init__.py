@@ -1,0 +1,34 @@
+"""The training engine: optimizers and schedules, the trainer, checkpoints and seeding.
+
+Importing this package registers the optimizers (``OPTIMIZERS``) and schedules (``SCHEDULERS``).
+"""
+
+from ocrforge.engine import optim  # noqa: F401  (registers optimizers and schedules)
+from ocrforge.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ocrforge.engine.optim import build_lr_scheduler, build_optimizer
+from ocrforge.engine.seeding import (
+    SeededBatchSampler,
+    get_rng_state,
+    make_worker_init_fn,
+    sample_rng,
+    seed_everything,
+    set_rng_state,
+)
+from ocrforge.engine.trainer import NonFiniteLossError, Trainer, TrainState
+
+__all__ = [
+    "CheckpointError",
+    "NonFiniteLossError",
+    "SeededBatchSampler",
+    "TrainState",
+    "Trainer",
+    "build_lr_scheduler",
+    "build_optimizer",
+    "get_rng_state",
+    "load_checkpoint",
+    "make_worker_init_fn",
+    "sample_rng",
+    "save_checkpoint",
+    "seed_everything",
+    "set_rng_state",
+]
