@@ -1,0 +1,127 @@
+"""The training report of a train stage: a short markdown for people and a JSON of the same facts for DVC.
+
+``write_training_report(summary, history, verdict, path_md, path_json)`` takes the trainer's summary (see
+``Trainer.summary``), its per-epoch history and the :class:`ocrforge.analysis.Verdict` of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from ocrforge.analysis import Verdict
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return str(value) if not math.isfinite(value) else f"{value:.{digits}g}"
+    return str(value)
+
+
+def _rows_to_show(n: int, keep: set[int], max_rows: int) -> list[int]:
+    """Indices of the rows of an ``n``-row table to print: all when ``n <= max_rows``, else ``keep`` (the
+    best, the verdict's epochs), the first and the last, filled up to ``max_rows`` with evenly spaced rows."""
+    if n <= max_rows:
+        return list(range(n))
+    chosen = {i for i in keep if 0 <= i < n} | {0, n - 1}
+    spare = max(max_rows - len(chosen), 0)
+    candidates = [round(j * (n - 1) / (spare + 1)) for j in range(1, spare + 1)]
+    chosen.update(i for i in candidates if len(chosen) < max_rows)
+    return sorted(chosen)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def training_report_data(summary: dict, verdict: Verdict) -> dict[str, Any]:
+    """The JSON the stage declares as DVC metrics: ``verdict`` (its fields) and ``training`` (best metric,
+    epochs, wall time, time per epoch, samples/s, data-wait share, why it stopped)."""
+    epochs = summary.get("epochs_run") or 0
+    wall = summary.get("wall_time_s")
+    per_epoch = wall / epochs if wall is not None and epochs and not summary.get("resumed_from") else None
+    return {
+        "verdict": verdict.to_dict(),
+        "training": {
+            "main_indicator": summary.get("main_indicator"),
+            "best_metric": summary.get("best_metric"),
+            "best_epoch": summary.get("best_epoch"),
+            "epochs_run": summary.get("epochs_run"),
+            "stopped_reason": summary.get("stopped_reason"),
+            "wall_time_s": wall,
+            "time_per_epoch_s": per_epoch,
+            "samples_per_s": summary.get("samples_per_s"),
+            "data_wait_share": summary.get("data_wait_share"),
+        },
+    }
+
+
+def format_training_report(summary: dict, history: Sequence[dict], verdict: Verdict, *, title: str = "training",
+                           max_rows: int = 12) -> str:
+    """The markdown text of the report (see :func:`write_training_report`)."""
+    data = training_report_data(summary, verdict)["training"]
+    key = data["main_indicator"]
+    lines = [f"# {title}", ""]
+    lines += [f"**Verdict:** {verdict.reason}.", "",
+              f"**Recommendation:** {verdict.recommendation}.", ""]
+    timing = f"{_seconds(data['wall_time_s'])} s in all"
+    if data["time_per_epoch_s"] is not None:
+        timing += f", {_seconds(data['time_per_epoch_s'])} s per epoch (training and evaluation)"
+    elif summary.get("resumed_from"):
+        timing += f" for this process only (resumed from {summary['resumed_from']})"
+    share = data["data_wait_share"]
+    lines += [
+        "| | |",
+        "|---|---|",
+        f"| best {key or 'metric'} | {_fmt(data['best_metric'])} at epoch {_fmt(data['best_epoch'])} |",
+        f"| epochs run | {_fmt(data['epochs_run'])} ({data['stopped_reason'] or 'not finished'}) |",
+        f"| time | {timing} |",
+        f"| speed | {_fmt(data['samples_per_s'], 3)} samples/s, "
+        f"{_fmt(None if share is None else 100 * share, 2)}% of it waiting for data |",
+        "",
+    ]
+    evals = [r for r in history if any(str(k).startswith("val/") for k in r)] or list(history)
+    if evals:
+        metric_key = f"val/{key}" if key else None
+        if metric_key is None and verdict.best_by and verdict.best_by != "val/loss":
+            metric_key = verdict.best_by
+        columns = [("epoch", "epoch"), ("train/loss", "train loss"), ("val/loss", "val loss")]
+        if metric_key:
+            columns.append((metric_key, metric_key.replace("/", " ")))
+        columns = [(k, name) for k, name in columns if any(k in r for r in evals)]
+        epochs = [r.get("epoch") for r in evals]
+        keep = {epochs.index(e) for e in (verdict.best_epoch, verdict.began_epoch, verdict.epoch) if e in epochs}
+        lines += ["## Evaluations", "", "| " + " | ".join(name for _, name in columns) + " |",
+                  "|" + "---|" * len(columns)]
+        shown = _rows_to_show(len(evals), keep, max_rows)
+        for i in shown:
+            mark = " (best)" if evals[i].get("epoch") == verdict.best_epoch else ""
+            cells = [_fmt(evals[i].get(k)) for k, _ in columns]
+            cells[0] += mark
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        if len(shown) < len(evals):
+            lines += [f"{len(shown)} of {len(evals)} evaluations shown; every epoch is in the dvclive plots.", ""]
+    return "\n".join(lines)
+
+
+def write_training_report(summary: dict, history: Sequence[dict], verdict: Verdict, path_md: str | Path,
+                          path_json: str | Path, *, title: str | None = None) -> dict[str, Any]:
+    """Write the markdown report ``path_md`` and the metrics JSON ``path_json``; returns the JSON data.
+
+    The title defaults to the report folder's name (``reports/train_rec/report.md`` -> ``train_rec``).
+    """
+    path_md, path_json = Path(path_md), Path(path_json)
+    data = training_report_data(summary, verdict)
+    text = format_training_report(summary, history, verdict, title=title or path_md.parent.name or "training")
+    for path in (path_md, path_json):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    path_md.write_text(text, encoding="utf-8")
+    path_json.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    return data

@@ -1,0 +1,100 @@
+"""The training report: markdown for people, JSON of the same verdict for DVC metrics."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ocrforge.analysis import TrainingMonitor, analyse_training, history_from_checkpoint
+from ocrforge.report import format_training_report, write_training_report
+
+sys.path.insert(0, str(Path(__file__).parent / "engine"))
+
+HISTORY = [
+    {"epoch": 1, "train/loss": 0.5, "val/loss": 0.6, "val/acc": 0.5},
+    {"epoch": 2, "train/loss": 0.2, "val/loss": 0.3, "val/acc": 0.7},
+    {"epoch": 3, "train/loss": 0.1, "val/loss": 0.25, "val/acc": 0.8},
+    {"epoch": 4, "train/loss": 0.05, "val/loss": 0.35, "val/acc": 0.79},
+]
+SUMMARY = {"main_indicator": "acc", "best_metric": 0.8, "best_epoch": 3, "epochs_run": 4, "global_steps": 40,
+           "wall_time_s": 40.2, "samples_per_s": 12.5, "data_wait_share": 0.05, "stopped_reason": "completed",
+           "resumed_from": None}
+
+
+def test_report_markdown_and_json_carry_the_verdict_timings_and_evaluations(tmp_path):
+    verdict = analyse_training(HISTORY)
+    md, js = tmp_path / "train_rec" / "report.md", tmp_path / "train_rec" / "report.json"
+    data = write_training_report(SUMMARY, HISTORY, verdict, md, js)
+    text = md.read_text()
+    assert text.splitlines() == [
+        "# train_rec",
+        "",
+        "**Verdict:** overfitting since epoch 4: val/loss rose from 0.25 (epoch 3) to 0.35 (epoch 4) while train "
+        "loss fell from 0.1 to 0.05.",
+        "",
+        f"**Recommendation:** {verdict.recommendation}.",
+        "",
+        "| | |",
+        "|---|---|",
+        "| best acc | 0.8 at epoch 3 |",
+        "| epochs run | 4 (completed) |",
+        "| time | 40.2 s in all, 10.1 s per epoch (training and evaluation) |",
+        "| speed | 12.5 samples/s, 5% of it waiting for data |",
+        "",
+        "## Evaluations",
+        "",
+        "| epoch | train loss | val loss | val acc |",
+        "|---|---|---|---|",
+        "| 1 | 0.5 | 0.6 | 0.5 |",
+        "| 2 | 0.2 | 0.3 | 0.7 |",
+        "| 3 (best) | 0.1 | 0.25 | 0.8 |",
+        "| 4 | 0.05 | 0.35 | 0.79 |",
+    ]
+    on_disk = json.loads(js.read_text())
+    assert on_disk == data
+    assert on_disk["verdict"] == verdict.to_dict()
+    assert on_disk["verdict"]["status"] == "overfitting" and on_disk["verdict"]["best_epoch"] == 3
+    assert on_disk["training"]["time_per_epoch_s"] == 40.2 / 4
+    assert on_disk["training"]["data_wait_share"] == 0.05
+
+
+def test_a_resumed_run_gives_no_time_per_epoch():
+    text = format_training_report({**SUMMARY, "resumed_from": "models/rec/latest"}, HISTORY,
+                                  analyse_training(HISTORY))
+    assert "| time | 40.2 s in all for this process only (resumed from models/rec/latest) |" in text
+
+
+def test_a_long_run_shows_a_short_table_with_the_best_and_the_verdict_epochs():
+    epochs = np.arange(1, 101)
+    history = [{"epoch": int(e), "train/loss": float(100 / e), "val/hmean": float(min(0.9, e / 50))}
+               for e in epochs]
+    verdict = analyse_training(history)
+    assert (verdict.status, verdict.best_epoch) == ("converged", 45)
+    summary = {**SUMMARY, "main_indicator": "hmean", "best_metric": 0.9, "best_epoch": 45, "epochs_run": 100}
+    text = format_training_report(summary, history, verdict, max_rows=12)
+    table = text.split("## Evaluations")[1].strip().split("\n\n")
+    shown = [r.split(" | ")[0].lstrip("| ") for r in table[0].splitlines()[2:]]
+    assert len(shown) == 12 and shown[0] == "1" and shown[-1] == "100"
+    assert "45 (best)" in shown and str(verdict.epoch) in shown and str(verdict.began_epoch) in shown
+    epochs = [int(s.split()[0]) for s in shown]
+    assert epochs == sorted(epochs)
+    assert table[1] == "12 of 100 evaluations shown; every epoch is in the dvclive plots."
+
+
+def test_report_of_a_tiny_real_training(tmp_path):
+    from engine_tiny import make_trainer
+
+    monitor = TrainingMonitor()
+    trainer = make_trainer(tmp_path / "out", epoch_num=3, on_eval=[monitor])
+    summary = trainer.fit()
+    stored = history_from_checkpoint(tmp_path / "out")  # what a stage reads after train()
+    assert stored == monitor.history and [r["epoch"] for r in stored] == [1, 2, 3]
+    verdict = monitor.finish(stored)
+    data = write_training_report(summary, trainer.state.history, verdict, tmp_path / "r.md", tmp_path / "r.json")
+    assert verdict.evaluations == 3 and verdict.status == "improving"  # 3 evaluations cannot show convergence
+    assert data["training"]["epochs_run"] == 3 and data["training"]["samples_per_s"] > 0
+    text = (tmp_path / "r.md").read_text()
+    assert "| epoch | train loss | val acc |" in text and text.count("\n| ") >= 3 + 4
