@@ -6,3 +6,12 @@ import os as _os
 _os.environ.setdefault("OMP_NUM_THREADS", str(_os.cpu_count() or 1))
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """``from ocrforge import OCR`` without importing paddle at ``import ocrforge`` time."""
+    if name == "OCR":
+        from ocrforge.api import OCR
+
+        return OCR
+    raise AttributeError(f"module 'ocrforge' has no attribute {name!r}")

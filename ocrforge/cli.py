@@ -1,0 +1,129 @@
+"""The ``ocrforge`` command: ``ocrforge infer IMAGE|DIR`` reads images with the exported models and prints JSON;
+``ocrforge stage NAME`` runs a stage registered in ``ocrforge.registry.STAGES``.
+
+Output of ``infer``: for one image, one JSON object ``{"success": true, "full_text": ..., "lines": [{"box":
+[[x, y] x4], "text": ..., "score": ...}]}``; for a folder, a JSON array of such objects, each with an extra
+``"image"`` key first (the file's path), or with ``--jsonl`` one object per line, printed as each image is read.
+Errors are JSON objects too, ``{"success": false, "error": ...}``. Exit codes: 0 all read; 1 a missing input or
+model folder; 2 an image that cannot be decoded or a failure inside OCR. Over a folder one bad image never
+stops the others and the exit code is the worst one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+EXIT_OK, EXIT_MISSING, EXIT_BAD_IMAGE = 0, 1, 2
+
+
+def _echo(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+def _error(message: str) -> dict:
+    return {"success": False, "error": message}
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+@click.group()
+@click.version_option(package_name="ocrforge")
+def main() -> None:
+    """ocrforge: train, export and run a custom PP-OCRv4 text detector and recogniser."""
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--model-dir", type=click.Path(path_type=Path), default=Path("models/export"), show_default=True,
+              help="The folder the export stage wrote (manifest.json, det/, rec/, dict.txt).")
+@click.option("--draw", "draw_dir", type=click.Path(path_type=Path), default=None,
+              help="Save each image with its boxes and texts drawn into this folder (<name>.png).")
+@click.option("--jsonl", is_flag=True, help="Over a folder: one JSON object per line instead of one array.")
+@click.option("--det-db-thresh", type=float, default=None, help="Pixel threshold of DB (default: manifest).")
+@click.option("--det-db-box-thresh", type=float, default=None, help="Box score threshold (default: manifest).")
+@click.option("--det-db-unclip-ratio", type=float, default=None, help="Box expansion (default: manifest).")
+@click.option("--drop-score", type=float, default=None, help="Drop lines read below this score (default: manifest).")
+def infer(path: Path, model_dir: Path, draw_dir: Path | None, jsonl: bool, det_db_thresh, det_db_box_thresh,
+          det_db_unclip_ratio, drop_score) -> None:
+    """Read the text of IMAGE, or of every image in DIR, and print it as JSON."""
+    if not path.exists():
+        _echo(_error(f"{path} not found; give an image file or a folder of images"))
+        sys.exit(EXIT_MISSING)
+    images = list_images(path) if path.is_dir() else [path]
+    if path.is_dir() and not images:
+        _echo(_error(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)})"))
+        sys.exit(EXIT_MISSING)
+    try:
+        from ocrforge.api import OCR
+
+        ocr = OCR(model_dir, det_db_thresh=det_db_thresh, det_db_box_thresh=det_db_box_thresh,
+                  det_db_unclip_ratio=det_db_unclip_ratio, drop_score=drop_score)
+    except FileNotFoundError as exc:
+        _echo(_error(str(exc)))
+        sys.exit(EXIT_MISSING)
+    except Exception as exc:  # noqa: BLE001 - a broken export is reported as JSON, not a traceback
+        _echo(_error(f"loading the models in {model_dir} failed: {type(exc).__name__}: {exc}"))
+        sys.exit(EXIT_BAD_IMAGE)
+
+    worst, results = EXIT_OK, []
+    for image_path in images:
+        result, code = _read_one(ocr, image_path, draw_dir)
+        worst = max(worst, code)
+        if path.is_dir():
+            result = {"image": str(image_path), **result}
+            if jsonl:
+                _echo(result)
+            else:
+                results.append(result)
+        else:
+            _echo(result)
+    if path.is_dir() and not jsonl:
+        _echo(results)
+    sys.exit(worst)
+
+
+def _read_one(ocr, image_path: Path, draw_dir: Path | None) -> tuple[dict, int]:
+    from ocrforge.system import ImageReadError, read_image
+
+    try:
+        image = read_image(image_path)
+    except FileNotFoundError as exc:
+        return _error(str(exc)), EXIT_MISSING
+    except ImageReadError as exc:
+        return _error(str(exc)), EXIT_BAD_IMAGE
+    try:
+        result = ocr.read(image)
+    except Exception as exc:  # noqa: BLE001 - one failing image must not stop a folder
+        return _error(f"OCR failed on {image_path}: {type(exc).__name__}: {exc}"), EXIT_BAD_IMAGE
+    if draw_dir is not None:
+        from ocrforge.drawing import draw_lines, write_image
+
+        drawn = draw_lines(image, [line.box for line in result.lines], [line.text for line in result.lines])
+        write_image(Path(draw_dir) / f"{image_path.stem}.png", drawn)
+    return result.to_json(), EXIT_OK
+
+
+@main.command()
+@click.argument("name")
+def stage(name: str) -> None:
+    """Run the stage registered as NAME in ocrforge.registry.STAGES (plugins add their own)."""
+    from ocrforge.registry import STAGES
+
+    try:
+        run = STAGES.get(name)
+    except (KeyError, ModuleNotFoundError) as exc:
+        _echo(_error(f"no stage {name!r}: {exc}"))
+        sys.exit(EXIT_MISSING)
+    run()
+
+
+if __name__ == "__main__":
+    main()

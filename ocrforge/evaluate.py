@@ -1,0 +1,192 @@
+"""Evaluate the OCR system on labelled images: detection, recognition on ground-truth crops, end to end.
+
+``evaluate(system, samples, out_dir)`` writes into ``out_dir``:
+
+- ``metrics.json``: ``det`` (precision, recall, hmean at IoU 0.5), ``rec`` (acc, norm_edit_dis on the
+  ground-truth crops), ``e2e`` (line precision/recall/hmean: IoU >= 0.5 and equal text; ``full_text_acc``
+  per image), and ``images`` / ``lines`` counts;
+- ``predictions.jsonl``: one line per image, its ground truth, prediction and scores;
+- ``gallery/``: the worst ``gallery_size`` images, ground truth in green (left) and prediction in red (right);
+- ``README.md``: the figures and the gallery list.
+
+Samples come from a PaddleOCR det label file (``load_det_label_file``, the split stage's ``det/test.txt``) or
+from any PPOCRLabel folder (``load_ppocrlabel_folder``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ocrforge.data.crop import crop_text_line, order_quad
+from ocrforge.metrics import DetMetric, E2EMetric, RecMetric, score_end_to_end
+from ocrforge.system import TextSystem, read_image
+
+IGNORE_TEXTS = ("###", "*")
+
+
+@dataclass
+class Sample:
+    """One labelled image: ``name`` (as in the label file), its path, and its lines
+    ``[{"points": (P, 2), "text": str, "ignore": bool}]``."""
+
+    name: str
+    path: Path
+    lines: list[dict]
+
+
+def load_det_label_file(label_file: str | os.PathLike, data_dir: str | os.PathLike) -> list[Sample]:
+    """Samples of a PaddleOCR det label file: ``<path relative to data_dir><TAB><JSON boxes>`` per line."""
+    label_file = Path(label_file)
+    if not label_file.is_file():
+        raise FileNotFoundError(f"{label_file} not found; run the split stage (dvc repro split) first")
+    samples = []
+    for line_no, raw in enumerate(label_file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        name, sep, payload = raw.partition("\t")
+        if not sep:
+            raise ValueError(f"{label_file}:{line_no}: expected '<image><TAB><JSON boxes>'")
+        try:
+            boxes = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{label_file}:{line_no}: the boxes are not valid JSON ({exc})") from exc
+        lines = [{"points": np.asarray(b["points"], dtype=np.float32), "text": b["transcription"],
+                  "ignore": bool(b.get("difficult", False)) or b["transcription"] in IGNORE_TEXTS} for b in boxes]
+        samples.append(Sample(name, Path(data_dir) / name, lines))
+    return samples
+
+
+def load_ppocrlabel_folder(folder: str | os.PathLike) -> list[Sample]:
+    """Samples of a PPOCRLabel folder (``Label.txt``, checked images only; bad images left out)."""
+    from ocrforge.data.ppocrlabel import load_ppocrlabel
+
+    label_set = load_ppocrlabel(Path(folder) / "Label.txt", on_error="skip")
+    return [Sample(im.key, im.path, [{"points": np.asarray(line.points, dtype=np.float32), "text": line.text,
+                                      "ignore": line.ignore} for line in im.lines])
+            for im in label_set.images]
+
+
+def _quads(lines: list[dict]) -> np.ndarray:
+    """Ground-truth polygons as (M, 4, 2) quads (a polygon of more points by its minimum-area rectangle)."""
+    return np.array([line["points"] if len(line["points"]) == 4 else order_quad(line["points"]) for line in lines],
+                    dtype=np.float32).reshape(-1, 4, 2)
+
+
+def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLike, gallery_size: int = 8,
+             case_sensitive: bool = True, logger=None) -> dict:
+    """Run ``system`` on ``samples``, write the reports into ``out_dir`` (see the module docstring), and
+    return the metrics. ``case_sensitive=False`` compares texts case-folded (rec and end to end)."""
+    if not samples:
+        raise ValueError("no labelled images to evaluate; check the label file or folder")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    det_metric = DetMetric()
+    rec_metric = RecMetric(ignore_space=False, case_sensitive=case_sensitive)
+    e2e_metric = E2EMetric(case_sensitive=case_sensitive)
+    records, started = [], time.perf_counter()
+    with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as out:
+        for sample in samples:
+            image = read_image(sample.path)
+            boxes = system.detect(image)
+            quads = _quads(sample.lines)
+            ignores = np.array([line["ignore"] for line in sample.lines], dtype=bool)
+            det_metric([{"points": np.asarray(boxes).reshape(-1, 4, 2)}], [None, None, quads[None], ignores[None]])
+
+            cared = [line for line in sample.lines if not line["ignore"]]
+            reads = system.recognize([crop_text_line(image, line["points"]) for line in cared]) if cared else []
+            rec_metric((reads, [(line["text"], 1.0) for line in cared]))
+
+            result = system.read_boxes(image, boxes)
+            preds = [{"points": line.box, "text": line.text} for line in result.lines]
+            gts = [{"points": line["points"], "text": line["text"], "ignore": line["ignore"]} for line in sample.lines]
+            e2e_metric([preds], [gts])
+            scores = score_end_to_end(preds, gts, e2e_metric.iou_threshold, e2e_metric.normalize)
+            record = {
+                "image": sample.name,
+                "gt": [{"box": np.asarray(g["points"]).round(1).tolist(), "text": g["text"], "ignore": g["ignore"]}
+                       for g in gts],
+                "pred": result.to_json(),
+                "rec_on_gt_crops": [{"gt": line["text"], "pred": text, "score": round(score, 5)}
+                                    for line, (text, score) in zip(cared, reads)],
+                "e2e": {k: scores[k] for k in ("gt_care", "det_care", "matched", "full_text_match")},
+            }
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            records.append((sample, image, result, record))
+    seconds = time.perf_counter() - started
+    metrics = {
+        "images": len(samples),
+        "lines": sum(len([g for g in s.lines if not g["ignore"]]) for s in samples),
+        "det": det_metric.get_metric(),
+        "rec": rec_metric.get_metric(),
+        "e2e": e2e_metric.get_metric(),
+        "case_sensitive": case_sensitive,
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    gallery = write_gallery(records, out_dir / "gallery", gallery_size)
+    write_readme(out_dir, metrics, gallery)
+    if logger is not None:
+        logger.info("evaluated %d images in %.1f s: %s", len(samples), seconds, json.dumps(metrics))
+    return metrics
+
+
+def image_fscore(e2e: dict) -> float:
+    """The end-to-end line F-score of one image (1.0 for an image with nothing to read and nothing read)."""
+    total = e2e["gt_care"] + e2e["det_care"]
+    return 1.0 if total == 0 else 2.0 * e2e["matched"] / total
+
+
+def write_gallery(records: list, gallery_dir: Path, size: int) -> list[dict]:
+    """Draw the ``size`` worst images (lowest line F-score, then a wrong full text) that have an error."""
+    import shutil
+
+    from ocrforge.drawing import GREEN, RED, draw_lines, side_by_side, write_image
+
+    if gallery_dir.exists():
+        shutil.rmtree(gallery_dir)
+    gallery_dir.mkdir(parents=True)
+    wrong = [r for r in records if image_fscore(r[3]["e2e"]) < 1.0 or not r[3]["e2e"]["full_text_match"]]
+    wrong.sort(key=lambda r: (image_fscore(r[3]["e2e"]), r[3]["e2e"]["full_text_match"], r[0].name))
+    listed = []
+    for rank, (sample, image, result, record) in enumerate(wrong[:size], start=1):
+        cared = [g for g in sample.lines if not g["ignore"]]
+        gt_panel = draw_lines(image, [g["points"] for g in cared], [g["text"] for g in cared], GREEN)
+        pred_panel = draw_lines(image, [line.box for line in result.lines], [line.text for line in result.lines], RED)
+        name = f"{rank:02d}_{Path(sample.name).stem}.png"
+        write_image(gallery_dir / name, side_by_side(gt_panel, pred_panel))
+        listed.append({"file": name, "image": sample.name, "fscore": round(image_fscore(record["e2e"]), 4),
+                       "gt_text": " | ".join(g["text"] for g in cared), "pred_text": result.full_text.replace("\n", " | ")})
+    return listed
+
+
+def write_readme(out_dir: Path, metrics: dict, gallery: list[dict]) -> None:
+    rows = "\n".join(f"| [{g['file']}](gallery/{g['file']}) | {g['image']} | {g['fscore']} | {g['gt_text']} | "
+                     f"{g['pred_text']} |" for g in gallery) or "| (no image with an error) | | | | |"
+    det, rec, e2e = metrics["det"], metrics["rec"], metrics["e2e"]
+    text = f"""# Evaluation
+
+{metrics['images']} images, {metrics['lines']} text lines (case {'sensitive' if metrics['case_sensitive'] else 'insensitive'}).
+
+| | precision | recall | hmean |
+|---|---|---|---|
+| detection (IoU >= 0.5) | {det['precision']:.4f} | {det['recall']:.4f} | {det['hmean']:.4f} |
+| end to end (IoU >= 0.5, same text) | {e2e['precision']:.4f} | {e2e['recall']:.4f} | {e2e['hmean']:.4f} |
+
+Recognition on the ground-truth crops: acc {rec['acc']:.4f}, norm_edit_dis {rec['norm_edit_dis']:.4f}.
+Images whose full text is read exactly: {e2e['full_text_acc']:.4f}.
+
+## Error gallery
+
+The worst images (lowest end-to-end line F-score): ground truth in green on the left, prediction in red on
+the right. Every image's ground truth and prediction are in `predictions.jsonl`.
+
+| file | image | F-score | ground truth | prediction |
+|---|---|---|---|---|
+{rows}
+"""
+    (out_dir / "README.md").write_text(text, encoding="utf-8")

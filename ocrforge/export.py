@@ -1,0 +1,224 @@
+"""Export the trained detector and recogniser as Paddle inference models, and check they read as trained.
+
+``export_system(det_dir, rec_dir, out_dir)`` writes::
+
+    out_dir/det/, rec/         inference.json + inference.pdiparams: the PIR programs ``ocrforge infer`` runs
+    out_dir/paddleocr/det/, rec/  inference.pdmodel + inference.pdiparams(.info): the same models in the old
+                                  program format, which PaddleOCR 2.10's ``PaddleOCR`` class needs to find
+    out_dir/dict.txt           the recogniser's character dictionary
+    out_dir/manifest.json      settings (image shapes, post-process), configs, versions, sha256 of params.yaml
+
+The two formats cannot share a folder: PIR and the old format order the tensors of ``inference.pdiparams``
+differently. The old-format save runs in a subprocess with ``FLAGS_enable_pir_api=0``; export checks that
+both programs give the same outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+import ocrforge
+from ocrforge.system import DICT_FILE, MANIFEST, settings_from_configs
+
+PADDLEOCR_DIR = "paddleocr"
+PARITY_BOX_TOLERANCE_PX = 1.0
+PARITY_SCORE_TOLERANCE = 1e-3
+
+
+def input_spec_shape(config: dict) -> list:
+    """The exported input shape: det ``[None, 3, None, None]``; rec ``[None, 3, H, None]``, H the height of
+    the Eval ``RecResizeImg`` (the SVTR neck needs a fixed height)."""
+    if config["Architecture"]["model_type"] == "det":
+        return [None, 3, None, None]
+    channels, height, _ = settings_from_configs({}, config).rec_image_shape
+    return [None, channels, height, None]
+
+
+def _legacy_static_shims() -> None:
+    """Paddle 3.3 builds a few ops (``F.sigmoid``, ``Tensor.matmul``) only for PIR; give them their old
+    static-graph form so the old-format program can be traced. Used only in the legacy-export subprocess."""
+    import paddle.nn.functional as F
+    from paddle.base.framework import Variable
+    from paddle.base.layer_helper import LayerHelper
+    from paddle.framework import in_dynamic_or_pir_mode
+
+    pir_sigmoid, pir_matmul = F.sigmoid, Variable.matmul
+
+    def sigmoid(x, name=None):
+        if in_dynamic_or_pir_mode():
+            return pir_sigmoid(x)
+        helper = LayerHelper("sigmoid")
+        out = helper.create_variable_for_type_inference(x.dtype)
+        helper.append_op(type="sigmoid", inputs={"X": x}, outputs={"Out": out})
+        return out
+
+    def matmul(x, y, transpose_x=False, transpose_y=False, name=None):
+        if in_dynamic_or_pir_mode():
+            return pir_matmul(x, y, transpose_x, transpose_y)
+        helper = LayerHelper("matmul_v2")
+        out = helper.create_variable_for_type_inference(x.dtype)
+        helper.append_op(type="matmul_v2", inputs={"X": x, "Y": y}, outputs={"Out": out},
+                         attrs={"trans_x": transpose_x, "trans_y": transpose_y})
+        return out
+
+    F.sigmoid = sigmoid
+    Variable.matmul = matmul
+
+
+def save_inference_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                         checkpoint: str = "best_accuracy") -> Path:
+    """Trace the trained model of ``model_dir`` (eval mode, full graph) and ``paddle.jit.save`` it as
+    ``out_dir/inference.*`` in the program format of this process (PIR unless FLAGS_enable_pir_api=0)."""
+    import paddle
+
+    from ocrforge.system import load_trained_model
+
+    if os.environ.get("FLAGS_enable_pir_api", "1").lower() in ("0", "false"):
+        _legacy_static_shims()
+    model, config = load_trained_model(model_dir, checkpoint)
+    spec = [paddle.static.InputSpec(input_spec_shape(config), "float32", "x")]
+    static = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paddle.jit.save(static, str(out_dir / "inference"))
+    return out_dir
+
+
+def save_legacy_program(model_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                        checkpoint: str = "best_accuracy") -> Path:
+    """Save the trained model of ``model_dir`` as ``out_dir/inference.pdmodel`` + ``.pdiparams`` (+ ``.info``)
+    in the old program format, in a subprocess with ``FLAGS_enable_pir_api=0``."""
+    env = {**os.environ, "FLAGS_enable_pir_api": "0"}
+    code = ("import sys; from ocrforge.export import save_inference_model; "
+            "save_inference_model(sys.argv[1], sys.argv[2], sys.argv[3])")
+    proc = subprocess.run([sys.executable, "-c", code, str(model_dir), str(out_dir), checkpoint], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not (Path(out_dir) / "inference.pdmodel").is_file():
+        raise RuntimeError(f"saving {model_dir} in the old program format failed:\n{proc.stderr[-3000:]}")
+    return Path(out_dir)
+
+
+def sha256_of(path: str | os.PathLike) -> str | None:
+    path = Path(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _versions() -> dict:
+    return {"paddlepaddle": version("paddlepaddle"), "paddleocr": version("paddleocr"),
+            "ocrforge": ocrforge.__version__}
+
+
+def _same_outputs(runner_a, runner_b, batch: np.ndarray) -> float:
+    return float(np.abs(runner_a(batch) - runner_b(batch)).max())
+
+
+def check_program_formats(pir_dir: Path, legacy_dir: Path, batch: np.ndarray) -> dict:
+    """Largest output difference between the PIR program and the old-format one, and with/without oneDNN."""
+    from ocrforge.system import PredictorRunner
+
+    pir = PredictorRunner(pir_dir, model_file="inference.json")
+    legacy = PredictorRunner(legacy_dir, model_file="inference.pdmodel")
+    pir_onednn = PredictorRunner(pir_dir, use_onednn=True, model_file="inference.json")
+    return {
+        "legacy_vs_pir": _same_outputs(pir, legacy, batch),
+        "onednn_vs_plain": _same_outputs(pir, pir_onednn, batch),
+    }
+
+
+def export_system(det_dir: str | os.PathLike, rec_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                  params_file: str | os.PathLike = "params.yaml", checkpoint: str = "best_accuracy",
+                  onednn_tolerance: float = 1e-4) -> dict:
+    """Export both trained models into ``out_dir`` (see the module docstring); returns the manifest.
+
+    oneDNN is switched on in the manifest for a model only when its outputs with oneDNN stay within
+    ``onednn_tolerance`` of the plain CPU kernels on a probe input.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    configs = {}
+    for kind, model_dir in (("det", det_dir), ("rec", rec_dir)):
+        save_inference_model(model_dir, out_dir / kind, checkpoint)
+        save_legacy_program(model_dir, out_dir / PADDLEOCR_DIR / kind, checkpoint)
+        configs[kind] = _read_config(model_dir)
+    settings = settings_from_configs(configs["det"], configs["rec"])
+    shutil.copyfile(settings.character_dict_path, out_dir / DICT_FILE)
+
+    rng = np.random.default_rng(0)
+    channels, height, width = settings.rec_image_shape
+    probes = {"det": rng.uniform(-2, 2, (1, 3, 320, 480)).astype(np.float32),
+              "rec": rng.uniform(-1, 1, (2, channels, height, width)).astype(np.float32)}
+    formats = {kind: check_program_formats(out_dir / kind, out_dir / PADDLEOCR_DIR / kind, probes[kind])
+               for kind in ("det", "rec")}
+    use_onednn = {kind: formats[kind]["onednn_vs_plain"] <= onednn_tolerance for kind in formats}
+    for kind, diffs in formats.items():
+        if diffs["legacy_vs_pir"] > 1e-5:
+            raise RuntimeError(
+                f"{out_dir / PADDLEOCR_DIR / kind}/inference.pdmodel and {out_dir / kind}/inference.json give "
+                f"different outputs (max diff "
+                f"{diffs['legacy_vs_pir']:.3g}); the old-format export is wrong, do not use it with PaddleOCR"
+            )
+    saved = {k: v for k, v in vars(settings).items() if k != "character_dict_path"}
+    saved["rec_image_shape"] = list(settings.rec_image_shape)
+    manifest = {
+        "format": 1,
+        "settings": saved,
+        "dictionary": DICT_FILE,
+        "input_shapes": {kind: input_spec_shape(configs[kind]) for kind in configs},
+        "use_onednn": use_onednn,
+        "paddleocr": {"det_model_dir": f"{PADDLEOCR_DIR}/det", "rec_model_dir": f"{PADDLEOCR_DIR}/rec",
+                      "rec_char_dict_path": DICT_FILE, "rec_image_shape": ", ".join(map(str, settings.rec_image_shape))},
+        "program_checks": formats,
+        "versions": _versions(),
+        "params_sha256": sha256_of(params_file),
+        "source": {"det": str(det_dir), "rec": str(rec_dir), "checkpoint": checkpoint},
+        "configs": configs,
+    }
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _read_config(model_dir) -> dict:
+    from ocrforge.config import load_config
+    from ocrforge.training import _resolve_dict_paths
+
+    config = load_config(Path(model_dir) / "config.yml")
+    if config["Architecture"]["model_type"] == "rec":
+        _resolve_dict_paths(config)
+    return config
+
+
+def compare_systems(reference, candidate, images: list[np.ndarray], names: list[str] | None = None) -> dict:
+    """Run two systems on the same images and measure how far apart they read.
+
+    Returns ``{"images", "lines", "max_box_diff_px", "max_score_diff", "text_mismatches": [...],
+    "line_count_mismatches": [...], "same": bool}``; lines are compared in reading order.
+    """
+    names = names or [f"image {i}" for i in range(len(images))]
+    report = {"images": len(images), "lines": 0, "max_box_diff_px": 0.0, "max_score_diff": 0.0,
+              "text_mismatches": [], "line_count_mismatches": []}
+    for name, image in zip(names, images):
+        a, b = reference(image), candidate(image)
+        if len(a.lines) != len(b.lines):
+            report["line_count_mismatches"].append({"image": name, "reference": len(a.lines), "candidate": len(b.lines)})
+            continue
+        report["lines"] += len(a.lines)
+        for la, lb in zip(a.lines, b.lines):
+            report["max_box_diff_px"] = max(report["max_box_diff_px"], float(np.abs(la.box - lb.box).max()))
+            report["max_score_diff"] = max(report["max_score_diff"], abs(la.score - lb.score))
+            if la.text != lb.text:
+                report["text_mismatches"].append({"image": name, "reference": la.text, "candidate": lb.text})
+    report["same"] = (not report["text_mismatches"] and not report["line_count_mismatches"]
+                      and report["max_box_diff_px"] <= PARITY_BOX_TOLERANCE_PX
+                      and report["max_score_diff"] <= PARITY_SCORE_TOLERANCE)
+    return report

@@ -1,0 +1,403 @@
+"""The end-to-end OCR system: detect text boxes, cut each out, read it, and return the lines in reading order.
+
+One ``TextSystem`` runs on either backend behind the same interface, a callable ``(N, 3, H, W) float32 ->
+ndarray``: the trained dygraph models (``load_trained_system``: ``config.yml`` + ``best_accuracy.pdparams``,
+used by the eval stage) or the exported Paddle inference models (``load_exported_system``: ``manifest.json``
++ ``det/`` + ``rec/``, used by ``ocrforge infer`` and :class:`ocrforge.api.OCR`). Pre- and post-processing
+are PaddleOCR's: the wheel's ``DetResizeForTest`` / ``NormalizeImage`` and ``DBPostProcess`` /
+``CTCLabelDecode``, and the recogniser's batching of ``predict_rec`` (width-sorted crops, each resized to the
+model height and padded to the batch's widest ratio).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+from ocrforge.data.crop import crop_text_line
+from ocrforge.metrics.e2e_metric import full_text, reading_order
+
+MANIFEST = "manifest.json"
+DICT_FILE = "dict.txt"
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+class ImageReadError(ValueError):
+    """An image file that exists but cannot be decoded."""
+
+
+@dataclass
+class SystemSettings:
+    """Every knob of the system, named as PaddleOCR's command line names them (``--det_db_thresh`` ...)."""
+
+    det_limit_side_len: int = 960
+    det_limit_type: str = "max"
+    det_db_thresh: float = 0.3
+    det_db_box_thresh: float = 0.6
+    det_db_unclip_ratio: float = 1.5
+    det_db_max_candidates: int = 1000
+    det_db_score_mode: str = "fast"
+    use_dilation: bool = False
+    rec_image_shape: tuple[int, int, int] = (3, 48, 320)
+    rec_batch_num: int = 6
+    character_dict_path: str = ""
+    use_space_char: bool = True
+    drop_score: float = 0.5
+
+    def with_overrides(self, **overrides) -> "SystemSettings":
+        """A copy with the given fields replaced; ``None`` values keep the current one."""
+        unknown = sorted(set(overrides) - set(asdict(self)))
+        if unknown:
+            raise TypeError(f"unknown system settings {unknown}; known: {sorted(asdict(self))}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass
+class OcrLine:
+    """One read text line: its quadrilateral (4, 2) in source-image pixels, clockwise from top-left."""
+
+    box: np.ndarray
+    text: str
+    score: float
+
+    def to_json(self) -> dict:
+        return {
+            "box": [[int(round(x)), int(round(y))] for x, y in np.asarray(self.box).reshape(-1, 2)],
+            "text": self.text,
+            "score": round(float(self.score), 5),
+        }
+
+
+@dataclass
+class OcrResult:
+    """The lines of one image in reading order, and their full text (see ``E2EMetric.full_text``)."""
+
+    lines: list[OcrLine] = field(default_factory=list)
+    full_text: str = ""
+
+    def to_json(self) -> dict:
+        """``{"success": true, "full_text": ..., "lines": [{"box", "text", "score"}, ...]}``."""
+        return {"success": True, "full_text": self.full_text, "lines": [line.to_json() for line in self.lines]}
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file as HWC uint8 BGR (non-ASCII paths too).
+
+    Raises FileNotFoundError when there is no such file and ImageReadError when it cannot be decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} not found")
+    image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageReadError(f"{path} is not an image OpenCV can decode (jpg, png, bmp, tiff, webp ...)")
+    return image
+
+
+# ---------------------------------------------------------------------------- backends
+
+
+class DygraphRunner:
+    """A dygraph model in eval mode as a runner: ``(N, 3, H, W) float32 -> (N, 1, H, W) maps | (N, T, C) probs``."""
+
+    def __init__(self, model):
+        import paddle
+
+        self._paddle = paddle
+        self.model = model
+        self.model.eval()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        paddle = self._paddle
+        with paddle.no_grad():
+            out = self.model(paddle.to_tensor(np.ascontiguousarray(batch, dtype=np.float32)))
+        if isinstance(out, dict):
+            out = out["maps"]
+        return out.numpy()
+
+
+class PredictorRunner:
+    """An exported inference model (``inference.json`` or ``.pdmodel`` + ``.pdiparams``) run by one
+    ``paddle.inference`` predictor, created once. ``use_onednn`` turns on oneDNN kernels on the CPU."""
+
+    def __init__(self, model_dir: str | os.PathLike, use_onednn: bool = False, threads: int | None = None,
+                 model_file: str | None = None):
+        import paddle.inference as pi
+
+        model_dir = Path(model_dir)
+        names = [model_file] if model_file else ["inference.json", "inference.pdmodel"]
+        found = [model_dir / n for n in names if (model_dir / n).is_file()]
+        params = model_dir / "inference.pdiparams"
+        if not found or not params.is_file():
+            raise FileNotFoundError(
+                f"{model_dir} holds no inference model ({' or '.join(names)} plus inference.pdiparams); "
+                f"run the export stage (dvc repro export) or give the folder it wrote"
+            )
+        config = pi.Config(str(found[0]), str(params))
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(threads or os.cpu_count() or 1)
+        if use_onednn:
+            config.enable_mkldnn()
+        else:
+            config.disable_mkldnn()
+        config.disable_glog_info()
+        self.model_file = found[0]
+        self.use_onednn = use_onednn
+        self.predictor = pi.create_predictor(config)
+        (input_name,) = self.predictor.get_input_names()
+        self._input = self.predictor.get_input_handle(input_name)
+        self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        self._input.reshape(list(batch.shape))
+        self._input.copy_from_cpu(batch)
+        self.predictor.run()
+        return self._output.copy_to_cpu()
+
+
+# ---------------------------------------------------------------------------- pre- and post-processing
+
+
+def resize_norm_rec(crop: np.ndarray, image_shape: Sequence[int], max_wh_ratio: float) -> np.ndarray:
+    """A crop (HWC uint8 BGR) as the recogniser's input (3, H, H * max_wh_ratio) in [-1, 1], zero-padded
+    on the right: resized to the model height keeping its ratio (at most the padded width)."""
+    channels, height, _ = image_shape
+    width = int(height * max_wh_ratio)
+    h, w = crop.shape[:2]
+    resized_w = min(width, int(math.ceil(height * w / float(h))))
+    resized = cv2.resize(crop, (resized_w, height)).astype(np.float32)
+    resized = resized.transpose((2, 0, 1)) / 255.0
+    resized = (resized - 0.5) / 0.5
+    out = np.zeros((channels, height, width), dtype=np.float32)
+    out[:, :, :resized_w] = resized
+    return out
+
+
+def order_clockwise(points: np.ndarray) -> np.ndarray:
+    """4 points ordered top-left, top-right, bottom-right, bottom-left (PaddleOCR's rule: by x + y and y - x)."""
+    pts = np.asarray(points, dtype=np.float32).reshape(4, 2)
+    rect = np.zeros((4, 2), dtype=np.float32)
+    sums = pts.sum(axis=1)
+    rect[0], rect[2] = pts[np.argmin(sums)], pts[np.argmax(sums)]
+    rest = np.delete(pts, (np.argmin(sums), np.argmax(sums)), axis=0)
+    diff = np.diff(rest, axis=1).ravel()
+    rect[1], rect[3] = rest[np.argmin(diff)], rest[np.argmax(diff)]
+    return rect
+
+
+def clean_boxes(boxes: np.ndarray, image_shape: tuple[int, ...]) -> list[np.ndarray]:
+    """Boxes ordered clockwise, clipped to the image in whole pixels; boxes 3 px or less wide or high dropped."""
+    height, width = image_shape[:2]
+    kept = []
+    for box in boxes:
+        box = order_clockwise(box)
+        box[:, 0] = np.floor(np.clip(box[:, 0], 0, width - 1))
+        box[:, 1] = np.floor(np.clip(box[:, 1], 0, height - 1))
+        if int(np.linalg.norm(box[0] - box[1])) <= 3 or int(np.linalg.norm(box[0] - box[3])) <= 3:
+            continue
+        kept.append(box)
+    return kept
+
+
+# ---------------------------------------------------------------------------- the system
+
+
+class TextSystem:
+    """Detector + recogniser + PaddleOCR's pre/post-processing.
+
+    ``detector`` maps a normalised batch (1, 3, H, W) to the shrink maps (1, 1, H, W); ``recognizer`` maps
+    (N, 3, 48, W) to CTC probabilities (N, T, C) over ``settings.character_dict_path`` (+ space).
+    """
+
+    def __init__(self, detector: Runner, recognizer: Runner, settings: SystemSettings):
+        import paddleocr  # noqa: F401  (puts the wheel's ``ppocr`` package on sys.path)
+        from ppocr.data.imaug.operators import DetResizeForTest, NormalizeImage, ToCHWImage
+
+        from ocrforge.postprocess import CTCLabelDecode, DBPostProcess
+
+        if not settings.character_dict_path or not Path(settings.character_dict_path).is_file():
+            raise FileNotFoundError(
+                f"character dictionary {settings.character_dict_path!r} not found; the recogniser's classes "
+                f"are read from it (Global.character_dict_path of the rec config, or dict.txt of the export)"
+            )
+        self.detector = detector
+        self.recognizer = recognizer
+        self.settings = settings
+        self._resize = DetResizeForTest(limit_side_len=settings.det_limit_side_len, limit_type=settings.det_limit_type)
+        self._normalize = NormalizeImage(
+            scale="1./255.", mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], order="hwc"
+        )
+        self._to_chw = ToCHWImage()
+        self._db = DBPostProcess(
+            thresh=settings.det_db_thresh,
+            box_thresh=settings.det_db_box_thresh,
+            max_candidates=settings.det_db_max_candidates,
+            unclip_ratio=settings.det_db_unclip_ratio,
+            use_dilation=settings.use_dilation,
+            score_mode=settings.det_db_score_mode,
+        )
+        self._decode = CTCLabelDecode(
+            character_dict_path=settings.character_dict_path, use_space_char=settings.use_space_char
+        )
+
+    def detect_input(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The detector's input (1, 3, H', W') for an HWC uint8 BGR image, and its shape row
+        ``[src_h, src_w, ratio_h, ratio_w]`` (1, 4)."""
+        data = self._to_chw(self._normalize(self._resize({"image": image})))
+        return data["image"][None].astype(np.float32), np.asarray(data["shape"], dtype=np.float32)[None]
+
+    def detect(self, image: np.ndarray) -> list[np.ndarray]:
+        """Text boxes of an HWC uint8 BGR image: a list of (4, 2) float32 quads, clockwise from top-left."""
+        batch, shape = self.detect_input(image)
+        maps = self.detector(batch)
+        boxes = self._db({"maps": maps}, shape)[0]["points"]
+        return clean_boxes(np.asarray(boxes).reshape(-1, 4, 2), image.shape)
+
+    def recognize(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        """``(text, score)`` for each crop (HWC uint8 BGR), in the given order; batches are width-sorted."""
+        results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+        channels, height, width = self.settings.rec_image_shape
+        order = np.argsort([c.shape[1] / float(c.shape[0]) for c in crops], kind="stable")
+        step = max(1, int(self.settings.rec_batch_num))
+        for start in range(0, len(crops), step):
+            indices = order[start : start + step]
+            max_ratio = max([width / height] + [crops[i].shape[1] / float(crops[i].shape[0]) for i in indices])
+            batch = np.stack([resize_norm_rec(crops[i], (channels, height, width), max_ratio) for i in indices])
+            probs = self.recognizer(batch)
+            for i, (text, score) in zip(indices, self._decode(probs)):
+                results[i] = (text, float(score))
+        return results
+
+    def __call__(self, image: np.ndarray) -> OcrResult:
+        """Read an HWC uint8 BGR image: lines over ``drop_score``, in reading order."""
+        check_image(image)
+        return self.read_boxes(image, self.detect(image))
+
+    def read_boxes(self, image: np.ndarray, boxes: Sequence[np.ndarray]) -> OcrResult:
+        """Recognise the given boxes of ``image``: crop, read, drop lines under ``drop_score``, reading order."""
+        crops = [crop_text_line(image, box) for box in boxes]
+        reads = self.recognize(crops) if crops else []
+        lines = [OcrLine(np.asarray(box, dtype=np.float32), text, score) for box, (text, score) in zip(boxes, reads)
+                 if score >= self.settings.drop_score and text.strip()]
+        order = reading_order([line.box for line in lines])
+        lines = [lines[i] for i in order]
+        text = full_text([line.box for line in lines], [line.text for line in lines])
+        return OcrResult(lines=lines, full_text=text)
+
+
+def check_image(image) -> None:
+    """Raise ValueError unless ``image`` is an HWC uint8 BGR array (H, W, 3)."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"the OCR system reads HWC uint8 BGR images (H, W, 3); got {desc}")
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def settings_from_configs(det_config: dict, rec_config: dict) -> SystemSettings:
+    """The settings a trained det and rec config imply (Eval transforms, PostProcess, dictionary)."""
+    det_resize = _transform_args(det_config, "DetResizeForTest")
+    rec_resize = _transform_args(rec_config, "RecResizeImg")
+    post = det_config.get("PostProcess") or {}
+    glob = rec_config["Global"]
+    defaults = SystemSettings()
+    return SystemSettings(
+        det_limit_side_len=int(det_resize.get("limit_side_len", defaults.det_limit_side_len)),
+        det_limit_type=str(det_resize.get("limit_type", defaults.det_limit_type)),
+        det_db_thresh=float(post.get("thresh", defaults.det_db_thresh)),
+        det_db_box_thresh=float(post.get("box_thresh", defaults.det_db_box_thresh)),
+        det_db_unclip_ratio=float(post.get("unclip_ratio", defaults.det_db_unclip_ratio)),
+        det_db_max_candidates=int(post.get("max_candidates", defaults.det_db_max_candidates)),
+        det_db_score_mode=str(post.get("score_mode", defaults.det_db_score_mode)),
+        use_dilation=bool(post.get("use_dilation", defaults.use_dilation)),
+        rec_image_shape=tuple(int(v) for v in rec_resize.get("image_shape", defaults.rec_image_shape)),
+        character_dict_path=str(glob["character_dict_path"]),
+        use_space_char=bool(glob.get("use_space_char", False)),
+    )
+
+
+def _transform_args(config: dict, op_name: str) -> dict:
+    for op in (config.get("Eval") or {}).get("dataset", {}).get("transforms", []):
+        if isinstance(op, dict) and op_name in op:
+            return dict(op[op_name] or {})
+    return {}
+
+
+def load_trained_model(model_dir: str | os.PathLike, checkpoint: str = "best_accuracy"):
+    """The dygraph model a training run left in ``model_dir`` (``config.yml`` + ``<checkpoint>.pdparams``),
+    in eval mode, and its config."""
+    from ocrforge.config import load_config
+    from ocrforge.training import _resolve_dict_paths, build_pretrained_model
+
+    model_dir = Path(model_dir)
+    config_file, weights = model_dir / "config.yml", model_dir / f"{checkpoint}.pdparams"
+    for f in (config_file, weights):
+        if not f.is_file():
+            raise FileNotFoundError(
+                f"{f} not found: a trained model folder holds config.yml and {checkpoint}.pdparams; "
+                f"run the training stage (dvc repro train_det / train_rec) first"
+            )
+    config = load_config(config_file)
+    config["Global"]["pretrained_model"] = str(weights)
+    if config["Architecture"]["model_type"] == "rec":
+        _resolve_dict_paths(config)
+    import logging
+
+    quiet = logging.getLogger("ocrforge.system.load")
+    quiet.setLevel(logging.ERROR)
+    model = build_pretrained_model(config, logger=quiet)
+    model.eval()
+    return model, config
+
+
+def load_trained_system(det_dir: str | os.PathLike = "models/det", rec_dir: str | os.PathLike = "models/rec",
+                        checkpoint: str = "best_accuracy", **overrides) -> TextSystem:
+    """The system on the trained dygraph models; ``overrides`` replace :class:`SystemSettings` fields."""
+    det_model, det_config = load_trained_model(det_dir, checkpoint)
+    rec_model, rec_config = load_trained_model(rec_dir, checkpoint)
+    settings = settings_from_configs(det_config, rec_config).with_overrides(**overrides)
+    return TextSystem(DygraphRunner(det_model), DygraphRunner(rec_model), settings)
+
+
+def read_manifest(export_dir: str | os.PathLike) -> dict:
+    """The ``manifest.json`` the export stage wrote into ``export_dir``."""
+    path = Path(export_dir) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: {export_dir} is not an ocrforge export; run the export stage "
+            f"(dvc repro export) or pass the folder it wrote (models/export)"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def settings_from_manifest(export_dir: str | os.PathLike, manifest: dict) -> SystemSettings:
+    values = dict(manifest["settings"])
+    values["rec_image_shape"] = tuple(values["rec_image_shape"])
+    values["character_dict_path"] = str(Path(export_dir) / DICT_FILE)
+    return SystemSettings(**values)
+
+
+def load_exported_system(export_dir: str | os.PathLike = "models/export", use_onednn: bool | None = None,
+                         **overrides) -> TextSystem:
+    """The system on the exported inference models; each predictor is created once here.
+
+    ``use_onednn`` None follows the manifest (oneDNN where the export stage found it gives the same result).
+    """
+    export_dir = Path(export_dir)
+    manifest = read_manifest(export_dir)
+    settings = settings_from_manifest(export_dir, manifest).with_overrides(**overrides)
+    onednn = manifest.get("use_onednn", {})
+    det = PredictorRunner(export_dir / "det", onednn.get("det", False) if use_onednn is None else use_onednn)
+    rec = PredictorRunner(export_dir / "rec", onednn.get("rec", False) if use_onednn is None else use_onednn)
+    return TextSystem(det, rec, settings)

@@ -1,0 +1,43 @@
+"""DVC stage export: both trained models as Paddle inference models in models/export (params: export), then a
+parity check: exported and trained systems must read the test images alike, or the stage fails.
+Writes the parity figures to reports/export.json."""
+
+import json
+import sys
+from pathlib import Path
+
+import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+from ocrforge.evaluate import load_det_label_file
+from ocrforge.export import compare_systems, export_system
+from ocrforge.log import get_logger
+from ocrforge.params import load_params
+from ocrforge.system import load_exported_system, load_trained_system, read_image
+
+DATA_DIR = "data/split"
+OUT_DIR = "models/export"
+REPORT = Path("reports/export.json")
+
+
+def main() -> None:
+    log = get_logger("stage.export")
+    p = load_params().get("export") or {}
+    checkpoint = p.get("checkpoint", "best_accuracy")
+    manifest = export_system("models/det", "models/rec", OUT_DIR, checkpoint=checkpoint)
+    samples = load_det_label_file(Path(DATA_DIR) / "det" / "test.txt", DATA_DIR)[: int(p.get("parity_images", 10))]
+    images = [read_image(s.path) for s in samples]
+    parity = compare_systems(load_trained_system("models/det", "models/rec", checkpoint),
+                             load_exported_system(OUT_DIR), images, [s.name for s in samples])
+    report = {"parity": parity, "program_checks": manifest["program_checks"], "use_onednn": manifest["use_onednn"],
+              "versions": manifest["versions"]}
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    log.info("parity on %d images, %d lines: max box diff %.3f px, max score diff %.2e, %d text mismatches",
+             parity["images"], parity["lines"], parity["max_box_diff_px"], parity["max_score_diff"],
+             len(parity["text_mismatches"]))
+    if not parity["same"]:
+        log.error("the exported models do not read as the trained ones: %s", json.dumps(parity))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
