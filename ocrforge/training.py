@@ -63,6 +63,12 @@ def build_pretrained_model(config: dict, logger: logging.Logger = log) -> paddle
     arch = config["Architecture"]
     source = config["Global"].get("pretrained_model") or ""
     model_type = arch["model_type"]
+    if arch.get("name") == "DistillationModel":
+        from ocrforge.models.distillation import load_distillation_weights
+
+        model = build_model(arch)
+        load_distillation_weights(model, config, logger)
+        return model
     if model_type == "rec":
         chars = load_dictionary(config["Global"]["character_dict_path"], bool(config["Global"].get("use_space_char")))
         if source == "shipped":
@@ -89,6 +95,17 @@ def build_pretrained_model(config: dict, logger: logging.Logger = log) -> paddle
         report = load_pdparams(model, path, logger=logger)
         logger.info("loaded %d tensors from %s; %d start fresh", len(report.loaded), path, len(report.missing))
     return model
+
+
+def freeze_batch_norm(model: paddle.nn.Layer) -> int:
+    """Make every batch norm use its running statistics in training too (fine-tuning with small batches
+    would otherwise replace the pretrained statistics by noisy batch ones). Returns how many."""
+    count = 0
+    for layer in model.sublayers():
+        if isinstance(layer, paddle.nn.layer.norm._BatchNormBase):
+            layer._use_global_stats = True
+            count += 1
+    return count
 
 
 def freeze(model: paddle.nn.Layer, prefixes: list[str], logger: logging.Logger = log) -> int:
@@ -142,6 +159,8 @@ def train(config: dict, on_eval=(), logger: logging.Logger = log) -> dict:
 
     model = build_pretrained_model(config, logger)
     freeze(model, list(glob.get("freeze") or []), logger)
+    if glob.get("freeze_bn"):
+        logger.info("batch norms use their running statistics (%d layers)", freeze_batch_norm(model))
     loss = LOSSES.build(config["Loss"])
     post_process = POSTPROCESS.build(config["PostProcess"])
     metric = METRICS.build(config["Metric"])
@@ -160,7 +179,15 @@ def train(config: dict, on_eval=(), logger: logging.Logger = log) -> dict:
         val_loss=_rec_val_loss() if model_type == "rec" else None,
         on_eval=on_eval,
     )
+    from ocrforge.engine.checkpoint import checkpoint_exists
+
+    zero_shot = None
+    if glob.get("eval_before_training", True) and eval_loader is not None and not checkpoint_exists(out_dir, "latest"):
+        zero_shot = trainer.evaluate()
+        logger.info("before training (zero-shot): %s", ", ".join(f"{k}={v:.4f}" for k, v in zero_shot.items()))
     summary = trainer.fit()
+    if zero_shot is not None:
+        summary["zero_shot"] = zero_shot
     summary["device"] = device
     summary["train_samples"] = len(train_loader.dataset)
     summary["data_stats"] = getattr(train_loader.dataset, "stats", {})
@@ -183,6 +210,7 @@ def _common_overrides(p: dict) -> dict:
         "Global.device": p.get("device", "auto"),
         "Global.pretrained_model": p.get("pretrained_model") or "",
         "Global.freeze": list(p.get("freeze") or []),
+        "Global.freeze_bn": bool(p.get("freeze_bn", False)),
         "Global.eval_batch_epoch": int(p.get("eval_every", 1)),
         "Global.early_stopping_patience": int(p.get("early_stopping_patience", 0)),
         "Global.save_every_steps": int(p.get("save_every_steps", 0)),

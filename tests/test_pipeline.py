@@ -1,10 +1,24 @@
-"""Real `dvc repro` runs of the pipeline in a temporary copy of the repository."""
+"""Real `dvc repro` runs of the pipeline in a temporary copy of the repository, on tiny settings."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from pipeline_copy import copy_repo, dvc
+
+TINY = {
+    "demo.num_images": 10, "demo.width": 240, "demo.height": 180,
+    "train_det.epochs": 1, "train_det.batch_size": 2, "train_det.crop_size": 160, "train_det.eval_side_len": 320,
+    "train_det.save_every_steps": 1,
+    "train_rec.epochs": 1, "train_rec.batch_size": 4, "train_rec.eval_batch_size": 8,
+    "export.parity_images": 2, "eval.gallery_size": 2,
+}
 
 
 @pytest.mark.slow
@@ -21,7 +35,55 @@ def test_dvc_repro_split_then_nothing_to_do(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "Running stage" not in again.stdout
 
-    params = (repo / "params.yaml").read_text().replace("seed: 42", "seed: 43")
+    params = (repo / "params.yaml").read_text().replace("seed: 42", "seed: 43", 1)
     (repo / "params.yaml").write_text(params)
     changed = dvc(repo, "repro", "split")
     assert "Running stage 'split'" in changed.stdout and "Running stage 'demo_data'" not in changed.stdout
+
+
+@pytest.mark.slow
+def test_whole_pipeline_on_tiny_settings(tmp_path):
+    repo = copy_repo(tmp_path, TINY)
+    run = dvc(repo, "repro")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for stage in ("demo_data", "split", "train_det", "train_rec", "eval", "export"):
+        assert f"Running stage '{stage}'" in run.stdout
+    det = json.loads((repo / "reports/train_det/report.json").read_text())
+    assert det["verdict"]["status"] in {"improving", "converged", "overfitting", "diverging"}
+    assert (repo / "reports/train_rec/dvclive/plots/metrics/val/acc.tsv").is_file()
+    assert (repo / "models/det/best_accuracy.pdparams").is_file()
+    metrics = json.loads((repo / "reports/eval/metrics.json").read_text())
+    assert 0.0 <= metrics["det"]["hmean"] <= 1.0 and 0.0 <= metrics["e2e"]["hmean"] <= 1.0
+    export = json.loads((repo / "reports/export.json").read_text())
+    assert export["parity"]["same"] is True
+    assert (repo / "models/export/det/inference.json").is_file()
+    shown = dvc(repo, "metrics", "show")
+    assert "reports/eval/metrics.json" in shown.stdout
+    nothing = dvc(repo, "repro")
+    assert "Running stage" not in nothing.stdout, nothing.stdout
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_from_its_checkpoint(tmp_path):
+    """A train_det killed after its first checkpoint continues from it when `dvc repro` runs again."""
+    repo = copy_repo(tmp_path, {**TINY, "train_det.epochs": 2})
+    assert dvc(repo, "repro", "split").returncode == 0
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "dvc"), "repro", "train_det"], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    states = repo / "models/det/latest.states.json"
+    deadline = time.time() + 600
+    while not states.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert states.exists(), "no checkpoint was written"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    step_before = json.loads(states.read_text())["state"]["global_step"]
+    assert step_before >= 1
+    again = dvc(repo, "repro", "train_det")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    log = (repo / "models/det/train.log").read_text()
+    assert "resumed from models/det/latest" in log
+    summary = json.loads((repo / "reports/train_det/summary.json").read_text())
+    assert summary["resumed_from"] == "models/det/latest"
+    assert summary["epochs_run"] == 2
