@@ -40,6 +40,10 @@ test-fast: $(STAMP) ## run the tests that take seconds, not minutes
 bench: $(STAMP) ## run the pytest-benchmark micro-benchmarks
 	python -m pytest tests/benchmarks --benchmark-enable --benchmark-only $(PYTEST_ARGS)
 
+IMAGES ?= data/demo/images/00000.jpg
+infer: $(STAMP) ## read IMAGES (a file or folder) with the exported models; drawings go to reports/infer
+	ocrforge infer $(IMAGES) --draw reports/infer $(if $(wildcard $(IMAGES)/.),--jsonl)
+
 metrics: $(STAMP) ## show the metrics of the workspace and how they differ from HEAD
 	dvc metrics show
 	dvc metrics diff
@@ -53,4 +57,4 @@ dag: $(STAMP) ## draw the pipeline's stages
 clean: ## remove the virtual environment and caches (not data/ or the DVC cache)
 	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info
 
-.PHONY: help install repro test test-fast bench metrics plots dag clean
+.PHONY: help install repro test test-fast bench infer metrics plots dag clean

@@ -294,3 +294,23 @@ def clear_stale_checkpoints(config: dict, logger: logging.Logger = log) -> bool:
         for path in checkpoint_paths(out_dir, name).values():
             Path(path).unlink(missing_ok=True)
     return True
+
+
+def run_training_stage(config: dict, analysis_params: dict | None, report_dir: Path, logger: logging.Logger) -> dict:
+    """Train with the convergence/overfitting monitor, then write the stage's summary and training report."""
+    import json
+
+    from ocrforge.analysis import TrainingMonitor, history_from_checkpoint
+    from ocrforge.report import write_training_report
+
+    monitor = TrainingMonitor.from_params(analysis_params, logger=logger)
+    summary = train(config, on_eval=[monitor], logger=logger)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    history = history_from_checkpoint(config["Global"]["save_model_dir"])
+    verdict = monitor.finish(history)
+    write_training_report(summary, history, verdict, report_dir / "report.md", report_dir / "report.json")
+    logger.info("verdict: %s. %s", verdict.reason, verdict.recommendation)
+    logger.info("best %s %.4f at epoch %s; %.0f s", summary["main_indicator"], summary["best_metric"] or 0,
+                summary["best_epoch"], summary["wall_time_s"])
+    return summary

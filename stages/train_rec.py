@@ -1,14 +1,11 @@
 """DVC stage train_rec: fine-tune the PP-OCRv4 text recogniser on data/split (params: train_rec, dictionary)."""
 
-import json
 from pathlib import Path
 
-from ocrforge.analysis import TrainingMonitor, history_from_checkpoint
 from ocrforge.config import load_config
 from ocrforge.log import get_logger
 from ocrforge.params import load_params, section
-from ocrforge.report import write_training_report
-from ocrforge.training import rec_config_from_params, train
+from ocrforge.training import rec_config_from_params, run_training_stage
 
 DATA_DIR = "data/split"
 OUT_DIR = "models/rec"
@@ -22,16 +19,7 @@ def main() -> None:
     config = rec_config_from_params(
         load_config(p["config"]), p, section(params, "dictionary"), DATA_DIR, OUT_DIR, str(REPORT_DIR / "dvclive")
     )
-    monitor = TrainingMonitor.from_params(p.get("analysis"), logger=log)
-    summary = train(config, on_eval=[monitor], logger=log)
-    REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    (REPORT_DIR / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    history = history_from_checkpoint(OUT_DIR)
-    verdict = monitor.finish(history)
-    write_training_report(summary, history, verdict, REPORT_DIR / "report.md", REPORT_DIR / "report.json")
-    log.info("verdict: %s. %s", verdict.reason, verdict.recommendation)
-    log.info("best %s %.4f at epoch %s; %.0f s", summary["main_indicator"], summary["best_metric"] or 0,
-             summary["best_epoch"], summary["wall_time_s"])
+    run_training_stage(config, p.get("analysis"), REPORT_DIR, log)
 
 
 if __name__ == "__main__":
