@@ -84,7 +84,10 @@ def save_inference_model(model_dir: str | os.PathLike, out_dir: str | os.PathLik
 
     if os.environ.get("FLAGS_enable_pir_api", "1").lower() in ("0", "false"):
         _legacy_static_shims()
+    from ocrforge.models.distillation import deployed_model
+
     model, config = load_trained_model(model_dir, checkpoint)
+    model = deployed_model(model, config)  # a DistillationModel exports its Student only
     spec = [paddle.static.InputSpec(input_spec_shape(config), "float32", "x")]
     static = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
     out_dir = Path(out_dir)

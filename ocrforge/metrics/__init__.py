@@ -1,11 +1,12 @@
 """Evaluation metrics, registered in ``ocrforge.registry.METRICS`` under PaddleOCR's names."""
 
-from ocrforge.metrics.det_metric import DetMetric, precision_recall_hmean, score_detections
+from ocrforge.metrics.det_metric import DetMetric, DistillationMetric, precision_recall_hmean, score_detections
 from ocrforge.metrics.e2e_metric import E2EMetric, full_text, reading_lines, reading_order, score_end_to_end
 from ocrforge.metrics.rec_metric import RecMetric
 
 __all__ = [
     "DetMetric",
+    "DistillationMetric",
     "E2EMetric",
     "RecMetric",
     "full_text",

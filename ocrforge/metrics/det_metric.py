@@ -164,3 +164,68 @@ class DetMetric(CountingMetric):
         figures = precision_recall_hmean(self.matched, self.det_care, self.gt_care)
         self.reset()
         return figures
+
+
+@METRICS.register()
+class DistillationMetric:
+    """One ``base_metric_name`` metric (DetMetric) per member of a distillation post-process result.
+
+    Call it with ``(post_result, batch)``, ``post_result`` being ``{member: that member's post-process
+    result}`` (what ``DistillationDBPostProcess`` returns). ``get_metric()`` gives the ``key`` member's
+    figures under their own names (``hmean``, which picks the best checkpoint) and every other member's
+    as ``<member>_<name>``; then resets. Extra keyword arguments go to the base metric.
+    """
+
+    def __init__(self, key: str | None = None, base_metric_name: str = "DetMetric", main_indicator: str = "hmean",
+                 **kwargs):
+        self.key = key
+        self.base_metric_name = base_metric_name
+        self.main_indicator = main_indicator
+        self.kwargs = kwargs
+        self.metrics: dict = {}
+        METRICS.get(base_metric_name)  # fail now, with the known names, on a misspelt base metric
+
+    def _metric(self, member: str):
+        if member not in self.metrics:
+            self.metrics[member] = METRICS.get(self.base_metric_name)(main_indicator=self.main_indicator, **self.kwargs)
+        return self.metrics[member]
+
+    def __call__(self, post_result: dict, batch: list, **kwargs) -> None:
+        if not isinstance(post_result, dict):
+            raise TypeError(
+                f"DistillationMetric needs {{member: result}} from a distillation post-process "
+                f"(DistillationDBPostProcess); got {type(post_result).__name__}"
+            )
+        for member, result in post_result.items():
+            self._metric(member)(result, batch, **kwargs)
+
+    def get_metric(self) -> dict:
+        if self.key is not None and self.key not in self.metrics:
+            raise KeyError(
+                f"DistillationMetric key {self.key!r} got no results; the post-process gave {sorted(self.metrics)}. "
+                f"Make Metric.key one of PostProcess.model_name."
+            )
+        figures = {}
+        for member, metric in self.metrics.items():
+            values = metric.get_metric()
+            if member == self.key or (self.key is None and len(self.metrics) == 1):
+                figures.update(values)
+            else:
+                figures.update({f"{member}_{k}": v for k, v in values.items()})
+        return figures
+
+    def reset(self) -> None:
+        for metric in self.metrics.values():
+            metric.reset()
+
+    def accumulated(self) -> dict:
+        """Every member's counters as ``<member>/<counter>``, for the trainer's cross-process merge."""
+        return {f"{m}/{k}": v for m, metric in self.metrics.items() for k, v in metric.accumulated().items()}
+
+    def set_accumulated(self, state: dict) -> None:
+        by_member: dict = {}
+        for name, value in state.items():
+            member, counter = name.split("/", 1)
+            by_member.setdefault(member, {})[counter] = value
+        for member, counters in by_member.items():
+            self._metric(member).set_accumulated(counters)

@@ -61,3 +61,6 @@ class BaseModel(nn.Layer):
 def build_model(arch_cfg: dict) -> nn.Layer:
     """Build the network an ``Architecture`` section describes; ``name`` picks the container (default BaseModel)."""
     return MODELS.get(arch_cfg.get("name", "BaseModel"))(arch_cfg)
+
+
+from ocrforge.models import distillation  # noqa: E402,F401 - registers DistillationModel in MODELS

@@ -36,6 +36,34 @@ class DBPostProcess(_WheelDBPostProcess):
 
 
 @POSTPROCESS.register()
+class DistillationDBPostProcess:
+    """DB box extraction for the members ``model_name`` of a DistillationModel's output.
+
+    ``__call__(predicts, shape_list)``: ``predicts`` is ``{member: {"maps": (N, C, H, W)}}``; returns
+    ``{member: [{"points": (K, 4, 2)}, ...]}``. ``key`` picks the entry of each member's output (``"maps"``;
+    PaddleOCR's configs say ``head_out``, which is taken to mean the head's maps). The other settings are
+    :class:`DBPostProcess`'s.
+    """
+
+    def __init__(self, model_name=("Student",), key: str | None = None, **kwargs):
+        self.model_name = [model_name] if isinstance(model_name, str) else list(model_name)
+        self.key = None if key in (None, "head_out") else key
+        self.post_process = DBPostProcess(**kwargs)
+
+    def __call__(self, predicts: dict, shape_list):
+        results = {}
+        for name in self.model_name:
+            if name not in predicts:
+                raise KeyError(
+                    f"DistillationDBPostProcess: no output of {name!r}; the model gave {sorted(predicts)}. "
+                    f"Set PostProcess.model_name to members of Architecture.Models."
+                )
+            out = predicts[name]
+            results[name] = self.post_process(out[self.key] if self.key else out, shape_list)
+        return results
+
+
+@POSTPROCESS.register()
 class CTCLabelDecode(_WheelCTCLabelDecode):
     """PaddleOCR's greedy CTC decoding (blank 0, repeats merged) with ``character_dict_path`` and
     ``use_space_char``.
@@ -74,4 +102,4 @@ class NRTRLabelDecode(_WheelNRTRLabelDecode):
         return super().__call__(preds, label, *args, **kwargs)
 
 
-__all__ = ["CTCLabelDecode", "DBPostProcess", "NRTRLabelDecode"]
+__all__ = ["CTCLabelDecode", "DBPostProcess", "DistillationDBPostProcess", "NRTRLabelDecode"]

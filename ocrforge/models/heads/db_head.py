@@ -10,19 +10,19 @@ from ocrforge.registry import HEADS
 
 
 class DBMapBranch(nn.Layer):
-    """3x3 conv + BN + ReLU at stride 4, two 2x2 transposed convs back to the input size, sigmoid.
-
-    (N, C, H/4, W/4) -> (N, 1, H, W) in [0, 1].
+    """k0 x k0 conv + BN + ReLU at stride 4, two stride-2 transposed convs (k1, k2) back to the input size,
+    sigmoid; ``kernel_list`` = (k0, k1, k2), default (3, 2, 2). (N, C, H/4, W/4) -> (N, 1, H, W) in [0, 1].
     """
 
-    def __init__(self, in_channels: int):
+    def __init__(self, in_channels: int, kernel_list=(3, 2, 2)):
         super().__init__()
         mid = in_channels // 4
-        self.conv1 = nn.Conv2D(in_channels, mid, 3, padding=1, bias_attr=False)
+        k0, k1, k2 = kernel_list
+        self.conv1 = nn.Conv2D(in_channels, mid, k0, padding=k0 // 2, bias_attr=False)
         self.conv_bn1 = nn.BatchNorm2D(mid)
-        self.conv2 = nn.Conv2DTranspose(mid, mid, 2, stride=2)
+        self.conv2 = nn.Conv2DTranspose(mid, mid, k1, stride=2)
         self.conv_bn2 = nn.BatchNorm2D(mid)
-        self.conv3 = nn.Conv2DTranspose(mid, 1, 2, stride=2)
+        self.conv3 = nn.Conv2DTranspose(mid, 1, k2, stride=2)
 
     def forward(self, x):
         x = F.relu(self.conv_bn1(self.conv1(x)))
@@ -38,11 +38,13 @@ class DBHead(nn.Layer):
     Eval: ``{"maps": (N, 1, H, W)}`` = shrink probability only (what the shipped inference model outputs).
     """
 
-    def __init__(self, in_channels: int, k: float = 50, **kwargs):
+    def __init__(self, in_channels: int, k: float = 50, kernel_list=(3, 2, 2), **kwargs):
         super().__init__()
+        if len(kernel_list) != 3:
+            raise ValueError(f"DBHead kernel_list needs three kernel sizes (conv, deconv, deconv); got {kernel_list}")
         self.k = k
-        self.binarize = DBMapBranch(in_channels)
-        self.thresh = DBMapBranch(in_channels)
+        self.binarize = DBMapBranch(in_channels, kernel_list)
+        self.thresh = DBMapBranch(in_channels, kernel_list)
 
     def step_function(self, shrink: paddle.Tensor, threshold: paddle.Tensor) -> paddle.Tensor:
         return paddle.reciprocal(1 + paddle.exp(-self.k * (shrink - threshold)))
