@@ -265,6 +265,10 @@ def analyse_training(history: Sequence[dict], *, window: int = DEFAULTS["window"
             reason = (f"still improving as far as {n} evaluation(s) show: {window + 1} are needed to judge "
                       f"convergence")
         advice = f"more epochs would help: train longer (e.g. {2 * last} epochs) and read the verdict again"
+        if best_by == s.metric_key and best_value is not None and best_value >= 1.0 - p["metric_tol"]:
+            advice = (f"the validation {best_by} reached {best_value:.4g} at epoch {ep[best]}, its ceiling: this "
+                      f"validation set cannot show further gains, so more epochs are unlikely to pay; keep "
+                      f"best_accuracy, and judge on more or harder validation data")
     return Verdict(status=status, reason=reason, recommendation=advice, epoch=ep[first - 1], began_epoch=began,
                    best_epoch=ep[best] if best is not None else None, best_value=best_value, best_by=best_by,
                    last_epoch=last, evaluations=n)

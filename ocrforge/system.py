@@ -168,18 +168,28 @@ class PredictorRunner:
 # ---------------------------------------------------------------------------- pre- and post-processing
 
 
-def resize_norm_rec(crop: np.ndarray, image_shape: Sequence[int], max_wh_ratio: float) -> np.ndarray:
+# uint8 value -> (value / 255 - 0.5) / 0.5 in float32, the same operations PaddleOCR applies pixel by pixel.
+REC_LUT = ((np.arange(256, dtype=np.float32) / 255.0 - 0.5) / 0.5).astype(np.float32)
+_REC_LUT_BGR = np.ascontiguousarray(np.repeat(REC_LUT.reshape(1, 256, 1), 3, axis=2))
+
+
+def resize_norm_rec(crop: np.ndarray, image_shape: Sequence[int], max_wh_ratio: float,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """A crop (HWC uint8 BGR) as the recogniser's input (3, H, H * max_wh_ratio) in [-1, 1], zero-padded
-    on the right: resized to the model height keeping its ratio (at most the padded width)."""
+    on the right: resized to the model height keeping its ratio (at most the padded width).
+
+    ``out`` (3, H, W) float32, if given, is filled in place (a row of a batch) and returned.
+    """
     channels, height, _ = image_shape
     width = int(height * max_wh_ratio)
     h, w = crop.shape[:2]
     resized_w = min(width, int(math.ceil(height * w / float(h))))
-    resized = cv2.resize(crop, (resized_w, height)).astype(np.float32)
-    resized = resized.transpose((2, 0, 1)) / 255.0
-    resized = (resized - 0.5) / 0.5
-    out = np.zeros((channels, height, width), dtype=np.float32)
-    out[:, :, :resized_w] = resized
+    resized = cv2.resize(crop, (resized_w, height))
+    if out is None:
+        out = np.zeros((channels, height, width), dtype=np.float32)
+    else:
+        out[:, :, resized_w:] = 0.0
+    out[:, :, :resized_w] = cv2.LUT(resized, _REC_LUT_BGR).reshape(height, resized_w, channels).transpose((2, 0, 1))
     return out
 
 
@@ -238,6 +248,10 @@ class TextSystem:
             scale="1./255.", mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], order="hwc"
         )
         self._to_chw = ToCHWImage()
+        # NormalizeImage as a per-channel table over the 256 uint8 values: the same float32 operations, one pass.
+        values = np.arange(256, dtype=np.float32).reshape(256, 1) * self._normalize.scale
+        table = (values - self._normalize.mean.reshape(1, 3)) / self._normalize.std.reshape(1, 3)
+        self._det_luts = [np.ascontiguousarray(table[:, c], dtype=np.float32) for c in range(3)]
         self._db = DBPostProcess(
             thresh=settings.det_db_thresh,
             box_thresh=settings.det_db_box_thresh,
@@ -253,8 +267,12 @@ class TextSystem:
     def detect_input(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The detector's input (1, 3, H', W') for an HWC uint8 BGR image, and its shape row
         ``[src_h, src_w, ratio_h, ratio_w]`` (1, 4)."""
-        data = self._to_chw(self._normalize(self._resize({"image": image})))
-        return data["image"][None].astype(np.float32), np.asarray(data["shape"], dtype=np.float32)[None]
+        data = self._resize({"image": image})
+        resized = data["image"]
+        batch = np.empty((1, 3, *resized.shape[:2]), dtype=np.float32)
+        for c, channel in enumerate(cv2.split(resized)):
+            batch[0, c] = cv2.LUT(channel, self._det_luts[c]).reshape(channel.shape)
+        return batch, np.asarray(data["shape"], dtype=np.float32)[None]
 
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
         """Text boxes of an HWC uint8 BGR image: a list of (4, 2) float32 quads, clockwise from top-left."""
@@ -263,16 +281,19 @@ class TextSystem:
         boxes = self._db({"maps": maps}, shape)[0]["points"]
         return clean_boxes(np.asarray(boxes).reshape(-1, 4, 2), image.shape)
 
-    def recognize(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
-        """``(text, score)`` for each crop (HWC uint8 BGR), in the given order; batches are width-sorted."""
+    def recognize(self, crops: Sequence[np.ndarray], batch_size: int | None = None) -> list[tuple[str, float]]:
+        """``(text, score)`` for each crop (HWC uint8 BGR), in the given order; batches of ``batch_size``
+        (None: ``settings.rec_batch_num``) are width-sorted."""
         results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
         channels, height, width = self.settings.rec_image_shape
         order = np.argsort([c.shape[1] / float(c.shape[0]) for c in crops], kind="stable")
-        step = max(1, int(self.settings.rec_batch_num))
+        step = max(1, int(batch_size or self.settings.rec_batch_num))
         for start in range(0, len(crops), step):
             indices = order[start : start + step]
             max_ratio = max([width / height] + [crops[i].shape[1] / float(crops[i].shape[0]) for i in indices])
-            batch = np.stack([resize_norm_rec(crops[i], (channels, height, width), max_ratio) for i in indices])
+            batch = np.empty((len(indices), channels, height, int(height * max_ratio)), dtype=np.float32)
+            for row, i in enumerate(indices):
+                resize_norm_rec(crops[i], (channels, height, width), max_ratio, out=batch[row])
             probs = self.recognizer(batch)
             for i, (text, score) in zip(indices, self._decode(probs)):
                 results[i] = (text, float(score))
@@ -389,15 +410,16 @@ def settings_from_manifest(export_dir: str | os.PathLike, manifest: dict) -> Sys
 
 
 def load_exported_system(export_dir: str | os.PathLike = "models/export", use_onednn: bool | None = None,
-                         **overrides) -> TextSystem:
+                         threads: int | None = None, **overrides) -> TextSystem:
     """The system on the exported inference models; each predictor is created once here.
 
-    ``use_onednn`` None follows the manifest (oneDNN where the export stage found it gives the same result).
+    ``use_onednn`` None follows the manifest (oneDNN where the export stage found it gives the same result);
+    ``threads`` is each predictor's math-library thread count (None: every core).
     """
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
     settings = settings_from_manifest(export_dir, manifest).with_overrides(**overrides)
     onednn = manifest.get("use_onednn", {})
-    det = PredictorRunner(export_dir / "det", onednn.get("det", False) if use_onednn is None else use_onednn)
-    rec = PredictorRunner(export_dir / "rec", onednn.get("rec", False) if use_onednn is None else use_onednn)
+    det = PredictorRunner(export_dir / "det", onednn.get("det", False) if use_onednn is None else use_onednn, threads)
+    rec = PredictorRunner(export_dir / "rec", onednn.get("rec", False) if use_onednn is None else use_onednn, threads)
     return TextSystem(det, rec, settings)

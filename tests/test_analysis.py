@@ -216,3 +216,15 @@ def test_tiny_training_stops_when_the_real_validation_loss_turns_against_the_tra
     assert h[stop - 1]["train/loss"] < h[monitor.verdict.best_epoch - 1]["train/loss"]
     assert summary["stopped_reason"].startswith(f"stopped by TrainingMonitor after epoch {stop}: overfitting")
     assert monitor.verdict.best_by == "val/loss"
+
+
+def test_saturated_metric_does_not_ask_for_more_epochs():
+    """A validation metric at its ceiling (1.0) cannot show gains: the advice says so instead of 'train longer'."""
+    history = [
+        {"epoch": 1, "train/loss": 4.5, "val/loss": 0.03, "val/acc": 1.0},
+        {"epoch": 2, "train/loss": 3.6, "val/loss": 0.02, "val/acc": 1.0},
+    ]
+    verdict = analyse_training(history)
+    assert verdict.status == "improving"
+    assert "reached 1 at epoch 1, its ceiling" in verdict.recommendation
+    assert "train longer" not in verdict.recommendation

@@ -18,6 +18,7 @@ TINY = {
     "train_det.save_every_steps": 1,
     "train_rec.epochs": 1, "train_rec.batch_size": 4, "train_rec.eval_batch_size": 8,
     "export.parity_images": 2, "eval.gallery_size": 2,
+    "benchmark.limit": 2, "benchmark.repeats": 1, "benchmark.memory_alone": False,
 }
 
 
@@ -46,7 +47,7 @@ def test_whole_pipeline_on_tiny_settings(tmp_path):
     repo = copy_repo(tmp_path, TINY)
     run = dvc(repo, "repro")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    for stage in ("demo_data", "split", "train_det", "train_rec", "eval", "export"):
+    for stage in ("demo_data", "split", "train_det", "train_rec", "eval", "export", "benchmark"):
         assert f"Running stage '{stage}'" in run.stdout
     det = json.loads((repo / "reports/train_det/report.json").read_text())
     assert det["verdict"]["status"] in {"improving", "converged", "overfitting", "diverging"}
@@ -57,6 +58,8 @@ def test_whole_pipeline_on_tiny_settings(tmp_path):
     export = json.loads((repo / "reports/export.json").read_text())
     assert export["parity"]["same"] is True
     assert (repo / "models/export/det/inference.json").is_file()
+    bench = json.loads((repo / "reports/benchmark.json").read_text())
+    assert set(bench["engines"]) == {"paddleocr", "rapidocr", "ocrforge"}
     shown = dvc(repo, "metrics", "show")
     assert "reports/eval/metrics.json" in shown.stdout
     nothing = dvc(repo, "repro")

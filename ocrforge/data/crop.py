@@ -23,11 +23,12 @@ def order_quad(points: np.ndarray) -> np.ndarray:
 
 
 def crop_size(quad: np.ndarray) -> tuple[int, int]:
-    """(width, height) in pixels of the crop of an ordered quad: its longer opposite sides."""
-    q = np.asarray(quad, dtype=np.float64)
+    """(width, height) in pixels of the crop of an ordered quad: its longer opposite sides, truncated as
+    PaddleOCR's crop does, so crops (and so the recogniser's reads) match PaddleOCR's pixel for pixel."""
+    q = np.asarray(quad, dtype=np.float32)
     width = max(np.linalg.norm(q[0] - q[1]), np.linalg.norm(q[3] - q[2]))
     height = max(np.linalg.norm(q[0] - q[3]), np.linalg.norm(q[1] - q[2]))
-    return max(1, int(round(width))), max(1, int(round(height)))
+    return max(1, int(width)), max(1, int(height))
 
 
 def crop_text_line(image: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -28,9 +28,26 @@ def test_crop_of_rotated_quad_recovers_the_source():
     src = pattern()
     image, quad = place(src, 12.0)
     crop = crop_text_line(image, quad)
-    assert crop.shape == (32, 120, 3)
+    # Sides are truncated, as PaddleOCR does: 119.99... px gives 119.
+    q = quad.astype(np.float32)
+    expected = (int(max(np.linalg.norm(q[0] - q[3]), np.linalg.norm(q[1] - q[2]))),
+                int(max(np.linalg.norm(q[0] - q[1]), np.linalg.norm(q[3] - q[2]))))
+    assert crop.shape[:2] == expected and abs(expected[0] - 32) <= 1 and abs(expected[1] - 120) <= 1
+    reference = cv2.resize(src, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_AREA)
     inner = (slice(3, -3), slice(3, -3))
-    assert np.abs(crop[inner].astype(int) - src[inner].astype(int)).mean() < 12
+    assert np.abs(crop[inner].astype(int) - reference[inner].astype(int)).mean() < 12
+
+
+def test_same_pixels_as_paddleocrs_crop():
+    """Our crop equals PaddleOCR's own get_rotate_crop_image, so recognition reads alike in both."""
+    import paddleocr  # noqa: F401  (puts the wheel's tools package on sys.path)
+    from tools.infer.utility import get_rotate_crop_image
+
+    image, quad = place(pattern(), 7.0)
+    ours = crop_text_line(image, quad)
+    theirs = get_rotate_crop_image(image, order_quad(quad).copy())
+    assert ours.shape == theirs.shape
+    assert np.array_equal(ours, theirs)
 
 
 def test_point_order_does_not_matter():

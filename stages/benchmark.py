@@ -1,0 +1,51 @@
+"""DVC stage benchmark: speed, accuracy and memory of the exported system (ours, ``ocrforge.OCR``) beside
+PaddleOCR 2.10's own class on the same export and the off-the-shelf RapidOCR (params: benchmark).
+
+Writes reports/benchmark.json (DVC metrics) and reports/benchmark.md. Any PPOCRLabel folder can be benchmarked
+the same way, outside the pipeline:
+
+    python stages/benchmark.py --input ../shared/datasets/sroie100 --limit 20 --case-insensitive \\
+        --out reports/benchmark_sroie100
+"""
+
+import argparse
+from pathlib import Path
+
+import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+from ocrforge.benchmark import ENGINES, BenchmarkSettings, load_folder_data, load_split_data, run_benchmark, write_reports
+from ocrforge.log import get_logger
+from ocrforge.params import load_params
+
+DATA_DIR = "data/split"
+EXPORT_DIR = "models/export"
+OUT = "reports/benchmark"
+
+
+def main() -> None:
+    p = load_params().get("benchmark") or {}
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", default=p.get("input") or "", help="a PPOCRLabel folder (default: the test split)")
+    parser.add_argument("--limit", type=int, default=int(p.get("limit", 0)), help="the first N images (0: all)")
+    parser.add_argument("--export", default=EXPORT_DIR, help="the export stage's folder")
+    parser.add_argument("--out", default=OUT, help="writes <out>.json and <out>.md")
+    parser.add_argument("--case-insensitive", action="store_true", default=not p.get("case_sensitive", True))
+    parser.add_argument("--repeats", type=int, default=int(p.get("repeats", 3)))
+    parser.add_argument("--warmup", type=int, default=int(p.get("warmup", 1)))
+    parser.add_argument("--threads", type=int, default=int(p.get("threads", 0)), help="0: every usable core")
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(p.get("engines", ENGINES)))
+    args = parser.parse_args()
+    log = get_logger("stage.benchmark")
+    data = load_folder_data(args.input, args.limit) if args.input else load_split_data(DATA_DIR, args.limit)
+    settings = BenchmarkSettings(
+        warmup=args.warmup, repeats=args.repeats, rec_batch_size=int(p.get("rec_batch_size", 6)),
+        threads=args.threads, case_sensitive=not args.case_insensitive, engines=tuple(args.engines),
+        memory_alone=bool(p.get("memory_alone", True)), reference_args=dict(p.get("reference_args") or {}),
+    )
+    report = run_benchmark(args.export, data, settings, logger=log)
+    out = Path(args.out)
+    write_reports(report, out.with_suffix(".json"), out.with_suffix(".md"))
+    log.info("wrote %s.json and %s.md", out, out)
+
+
+if __name__ == "__main__":
+    main()

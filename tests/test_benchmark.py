@@ -1,0 +1,182 @@
+"""The benchmark stage's library on a tiny export of the shipped PP-OCRv4 weights and two small images."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ocrforge.benchmark import (
+    ENGINES,
+    SPEED_KEYS,
+    BenchmarkData,
+    BenchmarkSettings,
+    count_parameters,
+    load_folder_data,
+    load_split_data,
+    summarize,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained_models(tmp_path_factory) -> Path:
+    """``models/det`` and ``models/rec`` as the train stages leave them, from the shipped weights."""
+    import paddle
+
+    from ocrforge.config import dump_config, load_config
+    from ocrforge.training import _resolve_dict_paths, build_pretrained_model
+
+    root = tmp_path_factory.mktemp("bench_models")
+    quiet = logging.getLogger("ocrforge.tests.quiet")
+    quiet.setLevel(logging.ERROR)
+    for kind in ("det", "rec"):
+        config = load_config(REPO_ROOT / "configs" / kind / f"ppocrv4_{kind}.yml")
+        if kind == "rec":
+            _resolve_dict_paths(config)
+        model = build_pretrained_model(config, logger=quiet)
+        (root / kind).mkdir()
+        paddle.save(model.state_dict(), str(root / kind / "best_accuracy.pdparams"))
+        config["Global"]["save_model_dir"] = str(root / kind)
+        dump_config(config, root / kind / "config.yml")
+    return root
+
+
+@pytest.fixture(scope="module")
+def export_dir(trained_models, tmp_path_factory) -> Path:
+    from ocrforge.export import export_system
+
+    out = tmp_path_factory.mktemp("bench_export") / "export"
+    export_system(trained_models / "det", trained_models / "rec", out, params_file=REPO_ROOT / "params.yaml")
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_split(tmp_path_factory) -> Path:
+    """A split folder as the split stage writes it: 2 demo images (320x240) in det/test.txt, their crops in
+    rec/test.txt."""
+    from ocrforge.data.crop import crop_text_line
+    from ocrforge.data.demo import DemoConfig, make_sample
+
+    root = tmp_path_factory.mktemp("split")
+    (root / "det" / "images").mkdir(parents=True)
+    (root / "rec" / "test").mkdir(parents=True)
+    det_lines, rec_lines = [], []
+    for seed in range(2):
+        image, boxes, _ = make_sample(np.random.default_rng(seed), DemoConfig(width=320, height=240))
+        name = f"img{seed}"
+        cv2.imwrite(str(root / "det" / "images" / f"{name}.png"), image)
+        det_lines.append(f"det/images/{name}.png\t{json.dumps(boxes)}")
+        for k, box in enumerate(boxes):
+            crop_name = f"rec/test/{name}_{k:03d}.png"
+            cv2.imwrite(str(root / crop_name), crop_text_line(image, np.asarray(box["points"], np.float32)))
+            rec_lines.append(f"{crop_name}\t{box['transcription']}")
+    (root / "det" / "test.txt").write_text("\n".join(det_lines) + "\n", encoding="utf-8")
+    (root / "rec" / "test.txt").write_text("\n".join(rec_lines) + "\n", encoding="utf-8")
+    return root
+
+
+def test_load_split_data_pairs_images_and_crops(tiny_split):
+    data = load_split_data(tiny_split)
+    rec_lines = (tiny_split / "rec" / "test.txt").read_text().splitlines()
+    assert len(data.images) == 2 and len(data.crops) == len(rec_lines) >= 2
+    assert data.crop_texts == [line.split("\t")[1] for line in rec_lines]
+    assert all(img.dtype == np.uint8 and img.shape == (240, 320, 3) for img in data.images)
+    first = load_split_data(tiny_split, limit=1)
+    assert len(first.images) == 1
+    assert len(first.crops) == sum(line.startswith("rec/test/img0_") for line in rec_lines)
+
+
+def test_load_folder_data_cuts_the_labelled_lines(sroie_dir):
+    data = load_folder_data(sroie_dir, limit=2)
+    assert len(data.images) == 2
+    cared = sum(not line["ignore"] for lines in data.labels for line in lines)
+    assert len(data.crops) == len(data.crop_texts) == cared > 0
+    assert all(c.ndim == 3 and c.shape[1] >= c.shape[0] * 0.6 for c in data.crops)
+
+
+def test_empty_data_is_refused():
+    with pytest.raises(ValueError, match="no images to benchmark"):
+        BenchmarkData("nowhere", [], [], [], [], [])
+
+
+def test_settings_refuse_an_unknown_engine():
+    with pytest.raises(ValueError, match="unknown benchmark engines"):
+        BenchmarkSettings(engines=("ocrforge", "tesseract"))
+
+
+def test_summarize_takes_the_slow_end_for_p90():
+    rates = summarize([10.0, 20.0, 30.0, 40.0, 50.0], higher_is_better=True)
+    assert rates == {"median": 30.0, "p90": 14.0}
+    times = summarize([10.0, 20.0, 30.0, 40.0, 50.0], higher_is_better=False)
+    assert times == {"median": 30.0, "p90": 46.0}
+
+
+# Branches used only in training, which the exported inference programs leave out.
+TRAINING_ONLY = {"det": ("head.thresh.",), "rec": ("head.before_gtc.", "head.gtc_head.")}
+
+
+@pytest.mark.slow
+def test_parameter_count_equals_the_dygraph_model(trained_models, export_dir):
+    from ocrforge.system import load_trained_model
+
+    for kind in ("det", "rec"):
+        model, _ = load_trained_model(trained_models / kind)
+        counted = count_parameters(export_dir / "paddleocr" / kind)
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith(TRAINING_ONLY[kind])}
+        params = [p for n, p in model.named_parameters() if not n.startswith(TRAINING_ONLY[kind])]
+        assert len(state) < len(model.state_dict())  # the training branch exists and is left out
+        assert counted["parameters"] == sum(int(np.prod(p.shape)) for p in params)
+        assert counted["parameters"] == sum(int(np.prod(v.shape)) for v in state.values())
+        assert counted["tensors"] == len(state)
+        bn_stats = [v for k, v in state.items() if k.endswith(("_mean", "_variance"))]
+        assert counted["bn_statistics"] == sum(int(np.prod(v.shape)) for v in bn_stats) > 0
+
+
+@pytest.mark.slow
+def test_benchmark_writes_every_engine(export_dir, tiny_split, tmp_path):
+    from ocrforge.benchmark import run_benchmark, write_reports
+
+    data = load_split_data(tiny_split)
+    settings = BenchmarkSettings(warmup=0, repeats=1, rec_batch_size=2, threads=1, memory_alone=False)
+    report = run_benchmark(export_dir, data, settings)
+    write_reports(report, tmp_path / "benchmark.json", tmp_path / "benchmark.md")
+    saved = json.loads((tmp_path / "benchmark.json").read_text())
+
+    assert set(saved["engines"]) == set(ENGINES)
+    assert saved["data"]["images"] == 2 and saved["data"]["crops"] == len(data.crops)
+    for name, engine in saved["engines"].items():
+        for key in (*SPEED_KEYS, "e2e_ms_per_image"):
+            figure = engine["speed"][key]
+            assert 0 < figure["median"] < math.inf and 0 < figure["p90"] < math.inf, (name, key)
+        for key in SPEED_KEYS:
+            assert 0 < engine["speedup_vs_paddleocr"][key] < math.inf
+        assert 0.0 <= engine["accuracy"]["e2e"]["hmean"] <= 1.0
+        assert 0.0 <= engine["accuracy"]["rec"]["acc"] <= 1.0
+        assert engine["memory"]["shared_process_peak_rss_mb"] > 0
+    assert saved["engines"]["paddleocr"]["speedup_vs_paddleocr"] == {key: 1.0 for key in SPEED_KEYS}
+    # Ours and PaddleOCR's class run the same export: on these clean demo images they read the same lines.
+    ours, theirs = saved["engines"]["ocrforge"]["accuracy"], saved["engines"]["paddleocr"]["accuracy"]
+    assert ours["rec"]["acc"] >= 0.5 and theirs["rec"]["acc"] >= 0.5
+    assert saved["ocrforge_vs_paddleocr_reads"]["images"] == 2
+    for kind in ("det", "rec"):
+        assert saved["models"][kind]["parameters"] > 100_000
+        assert saved["models"][kind]["files"][f"{kind}/inference.pdiparams"] > 0
+    assert saved["machine"]["cores"] >= 1 and saved["machine"]["paddlepaddle"]
+    markdown = (tmp_path / "benchmark.md").read_text()
+    assert all(f"| {name} |" in markdown for name in ENGINES) and saved["machine"]["cpu"] in markdown
+
+
+@pytest.mark.slow
+def test_memory_alone_runs_the_engine_in_a_fresh_process(export_dir, tiny_split):
+    from ocrforge.benchmark import measure_memory_alone
+
+    data = load_split_data(tiny_split, limit=1)
+    memory = measure_memory_alone("ocrforge", export_dir, BenchmarkSettings(threads=1), data)
+    assert memory["load_mb"] > 1 and memory["peak_rss_mb"] > memory["load_mb"]
