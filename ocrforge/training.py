@@ -137,6 +137,17 @@ def _rec_val_loss():
     return val_loss
 
 
+def data_fingerprint(config: dict) -> str:
+    """A short sha256 of the Train and Eval label files, so a resume never mixes two datasets."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for mode in ("Train", "Eval"):
+        for path in (config.get(mode) or {}).get("dataset", {}).get("label_file_list", []):
+            digest.update(Path(path).read_bytes() if Path(path).is_file() else path.encode())
+    return digest.hexdigest()[:16]
+
+
 def train(config: dict, on_eval=(), logger: logging.Logger = log) -> dict:
     """Train the model ``config`` describes; returns the engine's summary (best metric, epochs, timings)."""
     config = copy.deepcopy(config)
@@ -154,6 +165,7 @@ def train(config: dict, on_eval=(), logger: logging.Logger = log) -> dict:
         logger.info("training labels: %s", report.format())
     out_dir = Path(glob["save_model_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
+    glob["data_fingerprint"] = data_fingerprint(config)
     dump_config(config, out_dir / "config.yml")
     clear_stale_checkpoints(config, logger)
 
@@ -287,9 +299,15 @@ def clear_stale_checkpoints(config: dict, logger: logging.Logger = log) -> bool:
     if not checkpoint_exists(out_dir, "latest"):
         return False
     states = read_states(out_dir, "latest")
-    if states.get("config_hash") == config_hash(config):
+    state = states.get("state", {})
+    finished = state.get("epoch", 0) >= int(config["Global"]["epoch_num"]) or state.get("stopped_reason")
+    if states.get("config_hash") == config_hash(config) and not finished:
         return False
-    logger.info("the config changed since %s/latest was written: training starts fresh", out_dir)
+    if finished:
+        # DVC runs a stage again only when a dependency changed: a finished run is trained again.
+        logger.info("%s/latest is a finished run: training starts fresh", out_dir)
+    else:
+        logger.info("the config or data changed since %s/latest was written: training starts fresh", out_dir)
     for name in ("latest", "best_accuracy"):
         for path in checkpoint_paths(out_dir, name).values():
             Path(path).unlink(missing_ok=True)
