@@ -189,8 +189,17 @@ class PaddleOCREngine:
         from ocrforge.system import read_manifest
 
         export_dir = Path(export_dir)
-        layout = read_manifest(export_dir)["paddleocr"]
+        manifest = read_manifest(export_dir)
+        layout = manifest["paddleocr"]
+        # The same detection and recognition settings as the export (its manifest), so both engines run
+        # the same models the same way and their reads can be compared.
+        settings = manifest["settings"]
+        same = {key: settings[key] for key in ("det_limit_side_len", "det_limit_type", "det_db_thresh",
+                                               "det_db_box_thresh", "det_db_unclip_ratio", "det_db_score_mode",
+                                               "use_dilation", "rec_batch_num", "drop_score")
+                if key in settings}
         args = dict(
+            **same,
             det_model_dir=str(export_dir / layout["det_model_dir"]),
             rec_model_dir=str(export_dir / layout["rec_model_dir"]),
             rec_char_dict_path=str(export_dir / layout["rec_char_dict_path"]),
