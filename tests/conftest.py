@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -27,3 +28,38 @@ def sroie_dir() -> Path:
             pytest.fail(f"{SROIE} is missing; CI must run with ../shared beside the clone")
         pytest.skip(f"{SROIE} not found (set OCRFORGE_SHARED to the shared folder)")
     return SROIE
+
+
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory) -> Path:
+    """``models/det`` and ``models/rec`` as the train stages leave them (best_accuracy + config.yml), made
+    from the shipped PP-OCRv4 weights."""
+    import paddle
+
+    from ocrforge.config import dump_config, load_config
+    from ocrforge.training import _resolve_dict_paths, build_pretrained_model
+
+    root = tmp_path_factory.mktemp("models")
+    quiet = logging.getLogger("ocrforge.tests.quiet")
+    quiet.setLevel(logging.ERROR)
+    for kind in ("det", "rec"):
+        config = load_config(REPO_ROOT / "configs" / kind / f"ppocrv4_{kind}.yml")
+        if kind == "rec":
+            _resolve_dict_paths(config)
+        model = build_pretrained_model(config, logger=quiet)
+        out = root / kind
+        out.mkdir()
+        paddle.save(model.state_dict(), str(out / "best_accuracy.pdparams"))
+        config["Global"]["save_model_dir"] = str(out)
+        dump_config(config, out / "config.yml")
+    return root
+
+
+@pytest.fixture(scope="session")
+def exported_dir(trained_models, tmp_path_factory) -> Path:
+    """The export of ``trained_models`` (about 40 s on 2 cores)."""
+    from ocrforge.export import export_system
+
+    out = tmp_path_factory.mktemp("export") / "export"
+    export_system(trained_models / "det", trained_models / "rec", out, params_file=REPO_ROOT / "params.yaml")
+    return out

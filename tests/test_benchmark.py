@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 
@@ -22,39 +21,6 @@ from ocrforge.benchmark import (
     summarize,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def trained_models(tmp_path_factory) -> Path:
-    """``models/det`` and ``models/rec`` as the train stages leave them, from the shipped weights."""
-    import paddle
-
-    from ocrforge.config import dump_config, load_config
-    from ocrforge.training import _resolve_dict_paths, build_pretrained_model
-
-    root = tmp_path_factory.mktemp("bench_models")
-    quiet = logging.getLogger("ocrforge.tests.quiet")
-    quiet.setLevel(logging.ERROR)
-    for kind in ("det", "rec"):
-        config = load_config(REPO_ROOT / "configs" / kind / f"ppocrv4_{kind}.yml")
-        if kind == "rec":
-            _resolve_dict_paths(config)
-        model = build_pretrained_model(config, logger=quiet)
-        (root / kind).mkdir()
-        paddle.save(model.state_dict(), str(root / kind / "best_accuracy.pdparams"))
-        config["Global"]["save_model_dir"] = str(root / kind)
-        dump_config(config, root / kind / "config.yml")
-    return root
-
-
-@pytest.fixture(scope="module")
-def export_dir(trained_models, tmp_path_factory) -> Path:
-    from ocrforge.export import export_system
-
-    out = tmp_path_factory.mktemp("bench_export") / "export"
-    export_system(trained_models / "det", trained_models / "rec", out, params_file=REPO_ROOT / "params.yaml")
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -123,12 +89,12 @@ TRAINING_ONLY = {"det": ("head.thresh.",), "rec": ("head.before_gtc.", "head.gtc
 
 
 @pytest.mark.slow
-def test_parameter_count_equals_the_dygraph_model(trained_models, export_dir):
+def test_parameter_count_equals_the_dygraph_model(trained_models, exported_dir):
     from ocrforge.system import load_trained_model
 
     for kind in ("det", "rec"):
         model, _ = load_trained_model(trained_models / kind)
-        counted = count_parameters(export_dir / "paddleocr" / kind)
+        counted = count_parameters(exported_dir / "paddleocr" / kind)
         state = {k: v for k, v in model.state_dict().items() if not k.startswith(TRAINING_ONLY[kind])}
         params = [p for n, p in model.named_parameters() if not n.startswith(TRAINING_ONLY[kind])]
         assert len(state) < len(model.state_dict())  # the training branch exists and is left out
@@ -140,12 +106,12 @@ def test_parameter_count_equals_the_dygraph_model(trained_models, export_dir):
 
 
 @pytest.mark.slow
-def test_benchmark_writes_every_engine(export_dir, tiny_split, tmp_path):
+def test_benchmark_writes_every_engine(exported_dir, tiny_split, tmp_path):
     from ocrforge.benchmark import run_benchmark, write_reports
 
     data = load_split_data(tiny_split)
     settings = BenchmarkSettings(warmup=0, repeats=1, rec_batch_size=2, threads=1, memory_alone=False)
-    report = run_benchmark(export_dir, data, settings)
+    report = run_benchmark(exported_dir, data, settings)
     write_reports(report, tmp_path / "benchmark.json", tmp_path / "benchmark.md")
     saved = json.loads((tmp_path / "benchmark.json").read_text())
 
@@ -174,9 +140,9 @@ def test_benchmark_writes_every_engine(export_dir, tiny_split, tmp_path):
 
 
 @pytest.mark.slow
-def test_memory_alone_runs_the_engine_in_a_fresh_process(export_dir, tiny_split):
+def test_memory_alone_runs_the_engine_in_a_fresh_process(exported_dir, tiny_split):
     from ocrforge.benchmark import measure_memory_alone
 
     data = load_split_data(tiny_split, limit=1)
-    memory = measure_memory_alone("ocrforge", export_dir, BenchmarkSettings(threads=1), data)
+    memory = measure_memory_alone("ocrforge", exported_dir, BenchmarkSettings(threads=1), data)
     assert memory["load_mb"] > 1 and memory["peak_rss_mb"] > memory["load_mb"]
