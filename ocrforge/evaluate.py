@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ocrforge.data.crop import crop_text_line, order_quad
+from ocrforge.data.label_check import read_label_file
 from ocrforge.metrics import DetMetric, E2EMetric, RecMetric, score_end_to_end
 from ocrforge.system import TextSystem, read_image
 
@@ -46,16 +47,8 @@ def load_det_label_file(label_file: str | os.PathLike, data_dir: str | os.PathLi
     if not label_file.is_file():
         raise FileNotFoundError(f"{label_file} not found; run the split stage (dvc repro split) first")
     samples = []
-    for line_no, raw in enumerate(label_file.read_text(encoding="utf-8").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        name, sep, payload = raw.partition("\t")
-        if not sep:
-            raise ValueError(f"{label_file}:{line_no}: expected '<image><TAB><JSON boxes>'")
-        try:
-            boxes = json.loads(payload)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{label_file}:{line_no}: the boxes are not valid JSON ({exc})") from exc
+    for row in read_label_file(label_file, json_labels=True):
+        name, boxes = row.image, json.loads(row.label)
         lines = [{"points": np.asarray(b["points"], dtype=np.float32), "text": b["transcription"],
                   "ignore": bool(b.get("difficult", False)) or b["transcription"] in IGNORE_TEXTS} for b in boxes]
         samples.append(Sample(name, Path(data_dir) / name, lines))
