@@ -357,7 +357,7 @@ def _transform_args(config: dict, op_name: str) -> dict:
 
 def load_trained_model(model_dir: str | os.PathLike, checkpoint: str = "best_accuracy"):
     """The dygraph model a training run left in ``model_dir`` (``config.yml`` + ``<checkpoint>.pdparams``),
-    in eval mode, and its config."""
+    in eval mode, and its config; for a DistillationModel, the member it deploys."""
     from ocrforge.config import load_config
     from ocrforge.training import _resolve_dict_paths, build_pretrained_model
 
@@ -377,7 +377,10 @@ def load_trained_model(model_dir: str | os.PathLike, checkpoint: str = "best_acc
 
     quiet = logging.getLogger("ocrforge.system.load")
     quiet.setLevel(logging.ERROR)
-    model = build_pretrained_model(config, logger=quiet)
+    from ocrforge.models.distillation import deployed_model
+
+    # A distillation run's checkpoint holds every member; the system runs the one it deploys (the Student).
+    model = deployed_model(build_pretrained_model(config, logger=quiet), config)
     model.eval()
     return model, config
 

@@ -32,7 +32,8 @@ def main() -> None:
         load_det_label_file(Path(DATA_DIR) / "det" / "test.txt", DATA_DIR)
     if args.limit:
         samples = samples[: args.limit]
-    system = load_trained_system("models/det", "models/rec", p.get("checkpoint", "best_accuracy"),
+    detector = p.get("detector") or "models/det"  # models/distill_det: the distilled Student
+    system = load_trained_system(detector, "models/rec", p.get("checkpoint", "best_accuracy"),
                                  drop_score=p.get("drop_score"))
     evaluate(system, samples, args.out, gallery_size=int(p.get("gallery_size", 12)),
              case_sensitive=not args.case_insensitive, logger=log)

@@ -1,6 +1,6 @@
-"""DVC stage export: both trained models as Paddle inference models in models/export (params: export), then a
-parity check: exported and trained systems must read the test images alike, or the stage fails.
-Writes the parity figures to reports/export.json."""
+"""DVC stage export: both trained models (the detector params.yaml's eval.detector names) as Paddle inference
+models in models/export (params: export), then a parity check: exported and trained systems must read the test
+images alike, or the stage fails. Writes the parity figures to reports/export.json."""
 
 import json
 import sys
@@ -20,12 +20,14 @@ REPORT = Path("reports/export.json")
 
 def main() -> None:
     log = get_logger("stage.export")
-    p = load_params().get("export") or {}
+    params = load_params()
+    p = params.get("export") or {}
+    det_dir = (params.get("eval") or {}).get("detector") or "models/det"  # export what eval measured
     checkpoint = p.get("checkpoint", "best_accuracy")
-    manifest = export_system("models/det", "models/rec", OUT_DIR, checkpoint=checkpoint)
+    manifest = export_system(det_dir, "models/rec", OUT_DIR, checkpoint=checkpoint)
     samples = load_det_label_file(Path(DATA_DIR) / "det" / "test.txt", DATA_DIR)[: int(p.get("parity_images", 10))]
     images = [read_image(s.path) for s in samples]
-    parity = compare_systems(load_trained_system("models/det", "models/rec", checkpoint),
+    parity = compare_systems(load_trained_system(det_dir, "models/rec", checkpoint),
                              load_exported_system(OUT_DIR), images, [s.name for s in samples])
     report = {"parity": parity, "program_checks": manifest["program_checks"], "use_onednn": manifest["use_onednn"],
               "versions": manifest["versions"]}

@@ -16,6 +16,8 @@ TINY = {
     "demo.num_images": 10, "demo.width": 240, "demo.height": 180,
     "train_det.epochs": 1, "train_det.batch_size": 2, "train_det.crop_size": 160, "train_det.eval_side_len": 320,
     "train_det.save_every_steps": 1,
+    "distill_det.epochs": 1, "distill_det.batch_size": 2, "distill_det.crop_size": 160,
+    "distill_det.eval_side_len": 320, "distill_det.save_every_steps": 0,
     "train_rec.epochs": 1, "train_rec.batch_size": 4, "train_rec.eval_batch_size": 8,
     "export.parity_images": 2, "eval.gallery_size": 2,
     "benchmark.limit": 2, "benchmark.repeats": 1, "benchmark.memory_alone": False,
@@ -47,7 +49,7 @@ def test_whole_pipeline_on_tiny_settings(tmp_path):
     repo = copy_repo(tmp_path, TINY)
     run = dvc(repo, "repro")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    for stage in ("demo_data", "split", "train_det", "train_rec", "eval", "export", "benchmark"):
+    for stage in ("demo_data", "split", "train_det", "distill_det", "train_rec", "eval", "export", "benchmark"):
         assert f"Running stage '{stage}'" in run.stdout
     det = json.loads((repo / "reports/train_det/report.json").read_text())
     assert det["verdict"]["status"] in {"improving", "converged", "overfitting", "diverging"}
@@ -64,6 +66,20 @@ def test_whole_pipeline_on_tiny_settings(tmp_path):
     assert "reports/eval/metrics.json" in shown.stdout
     nothing = dvc(repo, "repro")
     assert "Running stage" not in nothing.stdout, nothing.stdout
+    distilled = json.loads((repo / "reports/distill_det/summary.json").read_text())
+    assert distilled["epochs_run"] == 1 and "val/hmean" in distilled["last_record"]
+
+    # eval.detector picks the distilled Student: eval and export run again on it, the rest stays
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params.replace("detector: models/det", "detector: models/distill_det", 1))
+    student = dvc(repo, "repro", "export")
+    assert student.returncode == 0, student.stdout[-3000:] + student.stderr[-3000:]
+    assert "Running stage 'eval'" in student.stdout and "Running stage 'export'" in student.stdout
+    assert "Running stage 'train_det'" not in student.stdout and "Running stage 'distill_det'" not in student.stdout
+    assert json.loads((repo / "reports/export.json").read_text())["parity"]["same"] is True
+    from ocrforge.benchmark import count_parameters
+
+    assert count_parameters(repo / "models/export/paddleocr/det")["parameters"] == 592_625  # the Student alone
 
 
 @pytest.mark.slow

@@ -1,0 +1,27 @@
+"""DVC stage distill_det: train a small MobileNetV3 detector (the Student of configs/det/distill_det.yml) from
+the detector train_det fine-tuned, frozen as the Teacher (params: distill_det).
+
+The Student is what eval/export use when params.yaml's ``detector`` is ``models/distill_det``."""
+
+from pathlib import Path
+
+from ocrforge.config import load_config
+from ocrforge.log import get_logger
+from ocrforge.params import load_params, section
+from ocrforge.training import det_config_from_params, run_training_stage
+
+DATA_DIR = "data/split"
+OUT_DIR = "models/distill_det"
+REPORT_DIR = Path("reports/distill_det")
+
+
+def main() -> None:
+    log = get_logger("stage.distill_det", log_file=Path(OUT_DIR) / "train.log")
+    p = dict(section(load_params(), "distill_det"))
+    p["overrides"] = {"Global.teacher_model": p["teacher_model"], **(p.get("overrides") or {})}
+    config = det_config_from_params(load_config(p["config"]), p, DATA_DIR, OUT_DIR, str(REPORT_DIR / "dvclive"))
+    run_training_stage(config, p.get("analysis"), REPORT_DIR, log)
+
+
+if __name__ == "__main__":
+    main()
