@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -72,16 +74,22 @@ class OCRPool:
         if self.workers < 1 or threads < 1:
             raise ValueError(f"OCRPool needs workers >= 1 and threads >= 1; got {self.workers} and {threads}")
         self.threads = int(threads)
-        # spawn, not fork: a forked paddle (its thread pools, oneDNN caches) is not safe to use.
-        context = multiprocessing.get_context("spawn")
-        self._pool = context.Pool(self.workers, initializer=_init_worker,
-                                  initargs=(str(Path(model_dir)), self.threads, options))
-        # every worker has loaded its predictors before the first timed call
-        self._pool.map(_read, [np.zeros((32, 32, 3), np.uint8)] * self.workers, chunksize=1)
+        # spawn, not fork: a forked paddle (its thread pools, oneDNN caches) is not safe to use. An executor,
+        # not multiprocessing.Pool: a worker that cannot load the models breaks it with an error instead of
+        # being restarted forever.
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_init_worker,
+                                         initargs=(str(Path(model_dir)), self.threads, options))
+        try:  # every worker loads its predictors now, not in the first timed call
+            list(self._pool.map(_read, [np.zeros((32, 32, 3), np.uint8)] * self.workers))
+        except BrokenProcessPool as exc:
+            self._pool.shutdown(cancel_futures=True)
+            raise RuntimeError(f"the OCRPool workers could not load the models in {model_dir}; "
+                               f"check it with OCR({str(model_dir)!r}) in one process for the error") from exc
 
     @property
     def pids(self) -> list[int]:
-        return [process.pid for process in self._pool._pool]
+        return sorted(self._pool._processes)
 
     def read_many(self, images: Iterable[str | os.PathLike | np.ndarray]) -> list[OcrResult]:
         """The :class:`OcrResult` of each image (path or HWC uint8 BGR array), in input order. A path that is
@@ -94,21 +102,20 @@ class OCRPool:
         ``errors="return"`` an image that fails yields its exception instead, and the others go on."""
         if errors not in ("raise", "return"):
             raise ValueError(f"errors must be 'raise' or 'return', not {errors!r}")
-        items = (image if isinstance(image, np.ndarray) else str(image) for image in images)
-        return self._pool.imap(_read if errors == "raise" else _read_or_error, items, chunksize=1)
+        items = [image if isinstance(image, np.ndarray) else str(image) for image in images]
+        return self._pool.map(_read if errors == "raise" else _read_or_error, items)
 
     def detect_many(self, images: Sequence[np.ndarray]) -> list[list]:
         """Boxes of each image, as :meth:`TextSystem.detect`."""
-        return self._pool.map(_detect, images, chunksize=1)
+        return list(self._pool.map(_detect, images))
 
     def recognize(self, crops: Sequence[np.ndarray], batch_size: int) -> list[tuple[str, float]]:
         """``(text, score)`` of each crop; batches of ``batch_size`` crops are spread over the workers."""
         chunks = [list(crops[i:i + batch_size]) for i in range(0, len(crops), batch_size)]
-        return [read for chunk in self._pool.map(_recognize, chunks, chunksize=1) for read in chunk]
+        return [read for chunk in self._pool.map(_recognize, chunks) for read in chunk]
 
     def close(self) -> None:
-        self._pool.close()
-        self._pool.join()
+        self._pool.shutdown()
 
     def __enter__(self) -> "OCRPool":
         return self

@@ -133,3 +133,16 @@ def test_pool_reads_arrays_like_the_api(exported_dir, known_image, demo_images):
         assert [result.to_json() for result in pool.read_many(images)] == single
         outcomes = list(pool.imap([known_image[0], exported_dir / "missing.png"], errors="return"))
     assert outcomes[0].to_json() == single[0] and isinstance(outcomes[1], FileNotFoundError)
+
+
+@pytest.mark.slow
+def test_pool_on_a_broken_export_fails_with_a_message(exported_dir, tmp_path):
+    import shutil
+
+    from ocrforge.pool import OCRPool
+
+    broken = tmp_path / "export"
+    shutil.copytree(exported_dir, broken)
+    (broken / "det" / "inference.pdiparams").write_bytes(b"not paddle parameters")
+    with pytest.raises(RuntimeError, match="could not load the models"):
+        OCRPool(broken, workers=2)
