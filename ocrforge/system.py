@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from ocrforge.data.crop import crop_text_line
+from ocrforge.data.crop import UPRIGHT_RATIO, crop_size
 from ocrforge.metrics.e2e_metric import full_text, reading_order
 
 MANIFEST = "manifest.json"
@@ -219,6 +219,35 @@ def clean_boxes(boxes: np.ndarray, image_shape: tuple[int, ...]) -> list[np.ndar
     return kept
 
 
+def crop_detected_box(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The crop of a detected box (4, 2), its points taken in the detector's order (clockwise from the corner
+    PaddleOCR's ``order_points_clockwise`` chose), as PaddleOCR's system cuts it; unlike
+    :func:`~ocrforge.data.crop.crop_text_line` for labels, the points are not re-ordered, which for a box
+    turned 45 degrees picks another corner and another crop."""
+    quad = np.asarray(box, dtype=np.float32).reshape(4, 2)
+    width, height = crop_size(quad)
+    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+    crop = cv2.warpPerspective(image, cv2.getPerspectiveTransform(quad, target), (width, height),
+                               flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(np.rot90(crop)) if height >= UPRIGHT_RATIO * width else crop
+
+
+def crop_order(boxes: Sequence[np.ndarray]) -> list[int]:
+    """The order in which PaddleOCR's system crops and recognises boxes: by the top-left corner's y then x,
+    then neighbours whose top-left y differ by less than 10 px swapped into left-to-right order. Recognising
+    in the same order matters: crops of equal width/height ratio can otherwise be batched (and so padded)
+    differently, which changes borderline reads."""
+    order = sorted(range(len(boxes)), key=lambda i: (float(boxes[i][0][1]), float(boxes[i][0][0])))
+    for i in range(len(order) - 1):
+        for j in range(i, -1, -1):
+            upper, lower = boxes[order[j]][0], boxes[order[j + 1]][0]
+            if abs(float(lower[1]) - float(upper[1])) < 10 and float(lower[0]) < float(upper[0]):
+                order[j], order[j + 1] = order[j + 1], order[j]
+            else:
+                break
+    return order
+
+
 # ---------------------------------------------------------------------------- the system
 
 
@@ -286,7 +315,8 @@ class TextSystem:
         (None: ``settings.rec_batch_num``) are width-sorted."""
         results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
         channels, height, width = self.settings.rec_image_shape
-        order = np.argsort([c.shape[1] / float(c.shape[0]) for c in crops], kind="stable")
+        # numpy's default (unstable) sort, as PaddleOCR's recogniser: equal ratios land in the same batches
+        order = np.argsort([c.shape[1] / float(c.shape[0]) for c in crops])
         step = max(1, int(batch_size or self.settings.rec_batch_num))
         for start in range(0, len(crops), step):
             indices = order[start : start + step]
@@ -306,7 +336,8 @@ class TextSystem:
 
     def read_boxes(self, image: np.ndarray, boxes: Sequence[np.ndarray]) -> OcrResult:
         """Recognise the given boxes of ``image``: crop, read, drop lines under ``drop_score``, reading order."""
-        crops = [crop_text_line(image, box) for box in boxes]
+        boxes = [boxes[i] for i in crop_order(boxes)]
+        crops = [crop_detected_box(image, box) for box in boxes]
         reads = self.recognize(crops) if crops else []
         lines = [OcrLine(np.asarray(box, dtype=np.float32), text, score) for box, (text, score) in zip(boxes, reads)
                  if score >= self.settings.drop_score and text.strip()]

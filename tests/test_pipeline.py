@@ -61,7 +61,7 @@ def test_whole_pipeline_on_tiny_settings(tmp_path):
     assert export["parity"]["same"] is True
     assert (repo / "models/export/det/inference.json").is_file()
     bench = json.loads((repo / "reports/benchmark.json").read_text())
-    assert set(bench["engines"]) == {"paddleocr", "rapidocr", "ocrforge"}
+    assert set(bench["engines"]) == {"paddleocr", "rapidocr", "ocrforge", "ocrforge_pool"}
     shown = dvc(repo, "metrics", "show")
     assert "reports/eval/metrics.json" in shown.stdout
     nothing = dvc(repo, "repro")

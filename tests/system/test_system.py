@@ -67,3 +67,22 @@ def test_settings_override_rejects_unknown_names():
     assert settings.with_overrides(drop_score=0.7, det_db_thresh=None).drop_score == 0.7
     with pytest.raises(TypeError, match="unknown system settings"):
         settings.with_overrides(det_thresh=0.2)
+
+
+def test_detected_boxes_are_cut_and_ordered_as_paddleocr_does():
+    """A box turned 45 degrees is cut from the detector's first point (label crops re-order theirs), and boxes
+    are recognised in PaddleOCR's order, so equal-ratio crops are batched alike."""
+    import paddleocr  # noqa: F401
+    from paddleocr.tools.infer.predict_system import sorted_boxes
+    from paddleocr.tools.infer.utility import get_rotate_crop_image
+
+    from ocrforge.system import crop_detected_box, crop_order
+
+    image = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    diamond = np.array([[40, 10], [29, 21], [51, 22], [40, 33]], dtype=np.float32)  # a degenerate detector quad
+    upright = np.array([[5, 50], [90, 50], [90, 70], [5, 70]], dtype=np.float32)
+    for box in (diamond, upright):
+        assert np.array_equal(crop_detected_box(image, box), get_rotate_crop_image(image, box.copy()))
+    boxes = [upright + [0, 30], upright, upright + [60, 4], diamond]
+    expected = sorted_boxes(np.array(boxes))
+    assert all(np.array_equal(boxes[i], e) for i, e in zip(crop_order(boxes), expected))
