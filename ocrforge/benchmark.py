@@ -40,6 +40,7 @@ import numpy as np
 
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from ocrforge.data.crop import crop_text_line
+from ocrforge.pool import usable_cores
 
 ENGINES = ("paddleocr", "rapidocr", "ocrforge", "ocrforge_pool")
 REFERENCE = "paddleocr"
@@ -89,14 +90,6 @@ class BenchmarkData:
             raise ValueError(f"no images to benchmark in {self.source}; check the label file or folder")
         if not self.crops:
             raise ValueError(f"no text-line crops to benchmark in {self.source}; every line is ignored or unlabelled")
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 # ---------------------------------------------------------------------------- data

@@ -53,8 +53,8 @@ def _recognize(crops: Sequence[np.ndarray]) -> list:
     return _OCR.system.recognize(crops, batch_size=len(crops))
 
 
-def default_workers() -> int:
-    """One worker per core this process may use."""
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask), at least 1: the default number of workers."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
@@ -70,7 +70,7 @@ class OCRPool:
         from ocrforge.system import read_manifest
 
         read_manifest(model_dir)  # a missing export fails here, with the export's message, not in a worker
-        self.workers = int(workers or default_workers())
+        self.workers = int(workers or usable_cores())
         if self.workers < 1 or threads < 1:
             raise ValueError(f"OCRPool needs workers >= 1 and threads >= 1; got {self.workers} and {threads}")
         self.threads = int(threads)
