@@ -18,41 +18,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ocrforge.data.crop import crop_text_line, order_quad
-from ocrforge.data.label_check import read_label_file
+from ocrforge.data.det_labels import Sample, load_det_label_file  # noqa: F401  (public here too)
 from ocrforge.metrics import DetMetric, E2EMetric, RecMetric, score_end_to_end
 from ocrforge.system import TextSystem, read_image
-
-IGNORE_TEXTS = ("###", "*")
-
-
-@dataclass
-class Sample:
-    """One labelled image: ``name`` (as in the label file), its path, and its lines
-    ``[{"points": (P, 2), "text": str, "ignore": bool}]``."""
-
-    name: str
-    path: Path
-    lines: list[dict]
-
-
-def load_det_label_file(label_file: str | os.PathLike, data_dir: str | os.PathLike) -> list[Sample]:
-    """Samples of a PaddleOCR det label file: ``<path relative to data_dir><TAB><JSON boxes>`` per line."""
-    label_file = Path(label_file)
-    if not label_file.is_file():
-        raise FileNotFoundError(f"{label_file} not found; run the split stage (dvc repro split) first")
-    samples = []
-    for row in read_label_file(label_file, json_labels=True):
-        name, boxes = row.image, json.loads(row.label)
-        lines = [{"points": np.asarray(b["points"], dtype=np.float32), "text": b["transcription"],
-                  "ignore": bool(b.get("difficult", False)) or b["transcription"] in IGNORE_TEXTS} for b in boxes]
-        samples.append(Sample(name, Path(data_dir) / name, lines))
-    return samples
 
 
 def load_ppocrlabel_folder(folder: str | os.PathLike) -> list[Sample]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import yaml
@@ -26,3 +27,14 @@ def section(params: dict, name: str) -> dict:
     if name not in params or not isinstance(params[name], dict):
         raise KeyError(f"params.yaml has no '{name}' section; restore it from the repository's params.yaml")
     return params[name]
+
+
+def evaluation_parser(description: str, p: dict) -> argparse.ArgumentParser:
+    """The command line of a stage that scores a test set (eval, benchmark): ``--input``, ``--limit`` and
+    ``--case-insensitive``, their defaults from the stage's params section ``p``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", default=p.get("input") or "", help="a PPOCRLabel folder (default: the test split)")
+    parser.add_argument("--limit", type=int, default=int(p.get("limit", 0)), help="the first N images (0: all)")
+    parser.add_argument("--case-insensitive", action="store_true", default=not p.get("case_sensitive", True),
+                        help="compare texts ignoring case")
+    return parser

@@ -23,16 +23,13 @@ import numpy as np
 
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from ocrforge.data.crop import UPRIGHT_RATIO, crop_size
+from ocrforge.data.images import ImageReadError, read_image  # noqa: F401  (public here too)
 from ocrforge.metrics.e2e_metric import full_text, reading_order
 
 MANIFEST = "manifest.json"
 DICT_FILE = "dict.txt"
 
 Runner = Callable[[np.ndarray], np.ndarray]
-
-
-class ImageReadError(ValueError):
-    """An image file that exists but cannot be decoded."""
 
 
 @dataclass
@@ -87,20 +84,6 @@ class OcrResult:
     def to_json(self) -> dict:
         """``{"success": true, "full_text": ..., "lines": [{"box", "text", "score"}, ...]}``."""
         return {"success": True, "full_text": self.full_text, "lines": [line.to_json() for line in self.lines]}
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file as HWC uint8 BGR (non-ASCII paths too).
-
-    Raises FileNotFoundError when there is no such file and ImageReadError when it cannot be decoded.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image {path} not found")
-    image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageReadError(f"{path} is not an image OpenCV can decode (jpg, png, bmp, tiff, webp ...)")
-    return image
 
 
 # ---------------------------------------------------------------------------- backends

@@ -8,13 +8,12 @@ the same way, outside the pipeline:
         --out reports/benchmark_sroie100
 """
 
-import argparse
 from pathlib import Path
 
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from ocrforge.benchmark import ENGINES, BenchmarkSettings, load_folder_data, load_split_data, run_benchmark, write_reports
 from ocrforge.log import get_logger
-from ocrforge.params import load_params
+from ocrforge.params import evaluation_parser, load_params
 
 DATA_DIR = "data/split"
 EXPORT_DIR = "models/export"
@@ -23,12 +22,9 @@ OUT = "reports/benchmark"
 
 def main() -> None:
     p = load_params().get("benchmark") or {}
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", default=p.get("input") or "", help="a PPOCRLabel folder (default: the test split)")
-    parser.add_argument("--limit", type=int, default=int(p.get("limit", 0)), help="the first N images (0: all)")
+    parser = evaluation_parser(__doc__, p)
     parser.add_argument("--export", default=EXPORT_DIR, help="the export stage's folder")
     parser.add_argument("--out", default=OUT, help="writes <out>.json and <out>.md")
-    parser.add_argument("--case-insensitive", action="store_true", default=not p.get("case_sensitive", True))
     parser.add_argument("--repeats", type=int, default=int(p.get("repeats", 3)))
     parser.add_argument("--warmup", type=int, default=int(p.get("warmup", 1)))
     parser.add_argument("--threads", type=int, default=int(p.get("threads", 0)), help="0: every usable core")

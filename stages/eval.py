@@ -6,13 +6,12 @@ evaluated through the same code, outside the pipeline:
     python stages/eval.py --input ../shared/datasets/sroie100 --out reports/eval_sroie100 --case-insensitive
 """
 
-import argparse
 from pathlib import Path
 
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from ocrforge.evaluate import evaluate, load_det_label_file, load_ppocrlabel_folder
 from ocrforge.log import get_logger
-from ocrforge.params import load_params
+from ocrforge.params import evaluation_parser, load_params
 from ocrforge.system import load_trained_system
 
 DATA_DIR = "data/split"
@@ -21,11 +20,8 @@ OUT_DIR = "reports/eval"
 
 def main() -> None:
     p = load_params().get("eval") or {}
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", default=p.get("input") or "", help="a PPOCRLabel folder (default: the test split)")
+    parser = evaluation_parser(__doc__, p)
     parser.add_argument("--out", default=OUT_DIR)
-    parser.add_argument("--case-insensitive", action="store_true", default=not p.get("case_sensitive", True))
-    parser.add_argument("--limit", type=int, default=int(p.get("limit", 0)), help="evaluate the first N images")
     args = parser.parse_args()
     log = get_logger("stage.eval")
     samples = load_ppocrlabel_folder(args.input) if args.input else \

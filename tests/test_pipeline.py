@@ -15,7 +15,7 @@ from pipeline_copy import copy_repo, dvc
 TINY = {
     "demo.num_images": 10, "demo.width": 240, "demo.height": 180,
     "train_det.epochs": 1, "train_det.batch_size": 2, "train_det.crop_size": 160, "train_det.eval_side_len": 320,
-    "train_det.save_every_steps": 1,
+    "train_det.save_every_steps": 1, "train_det.postprocess_search.unclip_ratio": [1.5, 2.5],
     "distill_det.epochs": 1, "distill_det.batch_size": 2, "distill_det.crop_size": 160,
     "distill_det.eval_side_len": 320, "distill_det.save_every_steps": 0,
     "train_rec.epochs": 1, "train_rec.batch_size": 4, "train_rec.eval_batch_size": 8,
@@ -60,6 +60,12 @@ def test_whole_pipeline_on_tiny_settings(tmp_path):
     export = json.loads((repo / "reports/export.json").read_text())
     assert export["parity"]["same"] is True
     assert (repo / "models/export/det/inference.json").is_file()
+    # the post-process pair chosen on val (train_det) is the one evaluated and exported
+    search = json.loads((repo / "reports/train_det/postprocess.json").read_text())
+    assert [r["unclip_ratio"] for r in search["rows"]] == [1.5, 2.0, 2.5]
+    assert search["best"]["hmean"] == max(r["hmean"] for r in search["rows"])
+    manifest = json.loads((repo / "models/export/manifest.json").read_text())
+    assert manifest["settings"]["det_db_unclip_ratio"] == search["best"]["unclip_ratio"]
     bench = json.loads((repo / "reports/benchmark.json").read_text())
     assert set(bench["engines"]) == {"paddleocr", "rapidocr", "ocrforge", "ocrforge_pool"}
     shown = dvc(repo, "metrics", "show")

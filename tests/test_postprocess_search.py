@@ -1,0 +1,90 @@
+"""Choosing DBPostProcess's unclip_ratio / box_thresh on validation images (ocrforge/postprocess_search.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ocrforge.config import dump_config, load_config
+from ocrforge.postprocess_search import search_db_postprocess, search_markdown, tune_det_postprocess
+
+
+def block_map(height: int = 64, width: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """A (1, 1, H, W) probability map that is 1 on rows 28-35, columns 20-75, and its shape row (scale 1)."""
+    prob = np.zeros((1, 1, height, width), dtype=np.float32)
+    prob[0, 0, 28:36, 20:76] = 1.0
+    return prob, np.array([[height, width, 1.0, 1.0]], dtype=np.float32)
+
+
+def rect(x0, y0, x1, y1) -> dict:
+    return {"points": np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32), "ignore": False}
+
+
+def test_search_scores_every_pair_and_keeps_the_configured_one_on_a_tie():
+    maps = [block_map()]
+    truth = [[rect(17, 25, 79, 39)]]  # the block unclipped by about 3 px: every ratio below matches it at IoU > 0.5
+    post = {"name": "DBPostProcess", "thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 1.5}
+    result = search_db_postprocess(maps, truth, post, unclip_ratios=[1.4, 1.6], box_threshes=[0.5])
+    assert [(r["unclip_ratio"], r["box_thresh"]) for r in result["rows"]] == [
+        (1.4, 0.5), (1.4, 0.6), (1.5, 0.5), (1.5, 0.6), (1.6, 0.5), (1.6, 0.6)]
+    assert all(r["hmean"] == 1.0 for r in result["rows"])
+    assert (result["best"]["unclip_ratio"], result["best"]["box_thresh"]) == (1.5, 0.6)
+    assert result["changed"] is False
+
+
+def test_search_moves_off_a_configured_ratio_that_loses_the_boxes():
+    maps = [block_map()]
+    truth = [[rect(17, 25, 79, 39)]]
+    post = {"thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 8.0}  # boxes far larger than the text: IoU < 0.5
+    result = search_db_postprocess(maps, truth, post, unclip_ratios=[1.5, 8.0])
+    assert result["configured"]["hmean"] == 0.0
+    assert result["best"]["unclip_ratio"] == 1.5 and result["best"]["hmean"] == 1.0
+    assert result["changed"] is True
+
+
+def test_search_refuses_an_empty_validation_set():
+    with pytest.raises(ValueError, match="val split is empty"):
+        search_db_postprocess([], [], {"unclip_ratio": 1.5})
+
+
+@pytest.fixture()
+def sroie_val(sroie_dir, tmp_path):
+    """A det label file of three sroie100 receipts (the split stage's format), relative to ``sroie_dir``."""
+    rows = (sroie_dir / "Label.txt").read_text(encoding="utf-8").splitlines()[:3]
+    label_file = tmp_path / "val.txt"
+    label_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return label_file
+
+
+def test_tune_writes_the_val_best_pair_into_the_model_config(trained_models, sroie_dir, sroie_val, tmp_path):
+    model_dir = tmp_path / "det"
+    shutil.copytree(trained_models / "det", model_dir)
+    config = load_config(model_dir / "config.yml")
+    config["PostProcess"]["unclip_ratio"] = 3.0  # far too loose for the shipped detector
+    dump_config(config, model_dir / "config.yml")
+
+    report = tmp_path / "postprocess.json"
+    result = tune_det_postprocess(model_dir, sroie_val, sroie_dir, [1.5, 3.0], [], report)
+
+    saved = json.loads(report.read_text())
+    assert saved["images"] == 3 and len(saved["rows"]) == 2
+    by_ratio = {r["unclip_ratio"]: r["hmean"] for r in saved["rows"]}
+    assert by_ratio[1.5] > by_ratio[3.0] + 0.2
+    assert saved["best"]["unclip_ratio"] == 1.5 and saved["changed"] is True
+    assert load_config(model_dir / "config.yml")["PostProcess"]["unclip_ratio"] == 1.5
+    assert result["post_process"]["unclip_ratio"] == 1.5
+    table = search_markdown(result)
+    assert "| **1.5** | **0.6** |" in table and "| 3 | 0.6 |" in table
+
+
+def test_tune_without_a_grid_leaves_the_config_alone(trained_models, sroie_dir, sroie_val, tmp_path):
+    model_dir = tmp_path / "det"
+    shutil.copytree(trained_models / "det", model_dir)
+    before = (model_dir / "config.yml").read_text()
+    result = tune_det_postprocess(model_dir, sroie_val, sroie_dir, [], [], tmp_path / "postprocess.json")
+    assert result["searched"] is False and "rows" not in result
+    assert (model_dir / "config.yml").read_text() == before
+    assert "no search" in search_markdown(result)
