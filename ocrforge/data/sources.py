@@ -4,10 +4,12 @@ A label file has one sample a line, ``<image path relative to data_dir><TAB><lab
 JSON box list for detection, the text for recognition. Transforms are PaddleOCR's ``Train.dataset.transforms``
 list, built with ``ppocr.data.imaug.create_operators``.
 
-Determinism: every random choice a sample makes (the wheel's augmentations draw from the global ``random`` and
-``numpy.random``; the replacement of a rejected sample; the extra samples ``RecConAug``/``CopyPaste`` mix in)
-is seeded from ``(seed, epoch, index)``, so a sample is the same whichever worker loads it and however many
-workers there are. ``set_epoch(epoch)`` moves to the next epoch's draws.
+Determinism: every random choice a sample makes is seeded from ``(seed, epoch, index)``, so a sample is the
+same whichever worker or process loads it and however many workers there are. That covers the global
+``random`` and ``numpy.random`` (most of the wheel's ops draw from them), the generators an op keeps for itself
+(``IaaAugment``'s albumentations pipeline has its own, which global seeds do not reach), the replacement of a
+rejected sample and the extra samples ``RecConAug``/``CopyPaste`` mix in. ``set_epoch(epoch)`` moves to the
+next epoch's draws.
 """
 
 from __future__ import annotations
@@ -58,6 +60,28 @@ class _SeededGlobals:
         random.setstate(self._py_state)
         np.random.set_state(self._np_state)
         return False
+
+
+def private_generators(ops: Sequence[Any]) -> list[tuple[Any, str]]:
+    """``(op, attribute)`` for each random generator an op keeps in an attribute of its own: an albumentations
+    pipeline (it has ``set_random_seed``) or a ``numpy.random.Generator``. Seeding the globals misses them."""
+    found = []
+    for op in ops:
+        for name, value in vars(op).items():
+            if isinstance(value, np.random.Generator) or callable(getattr(value, "set_random_seed", None)):
+                found.append((op, name))
+    return found
+
+
+def reseed_private_generators(generators: list[tuple[Any, str]], seed: int) -> None:
+    """Give every generator of :func:`private_generators` its own seed derived from ``seed``."""
+    for number, (op, name) in enumerate(generators):
+        value = getattr(op, name)
+        own_seed = derive_seed(seed, number, 0xA1B)
+        if isinstance(value, np.random.Generator):
+            setattr(op, name, np.random.default_rng(own_seed))
+        else:
+            value.set_random_seed(own_seed)
 
 
 class SampleRejected(Exception):
@@ -125,6 +149,7 @@ class SimpleDataSet(paddle.io.Dataset):
 
         self.ops = create_operators(copy.deepcopy(list(transforms)), copy.deepcopy(global_config or {}))
         self.op_names = [type(op).__name__ for op in self.ops]
+        self._generators = private_generators(self.ops)
         self.keep_keys = list(getattr(self.ops[-1], "keep_keys", [])) if self.ops else []
         self.ext_op_transform_idx = int(ext_op_transform_idx)
         self.ext_data_num = next((int(op.ext_data_num) for op in self.ops if hasattr(op, "ext_data_num")), 0)
@@ -227,6 +252,7 @@ class SimpleDataSet(paddle.io.Dataset):
             line = self.lines[current]
             sample_seed = derive_seed(self.seed, self.epoch, index, attempt)
             with _SeededGlobals(sample_seed):
+                reseed_private_generators(self._generators, sample_seed)
                 try:
                     data = self._load(line)
                     if self.ext_data_num:

@@ -134,6 +134,25 @@ def test_det_augmentation_is_a_function_of_seed_and_epoch(tmp_path):
             np.testing.assert_array_equal(u, v)
 
 
+def test_det_augmentation_does_not_depend_on_the_dataset_instance_or_the_order_of_reads(tmp_path):
+    """IaaAugment's albumentations pipeline keeps its own generator, seeded afresh by each new instance unless the
+    dataset reseeds it: two runs of one config (two processes, or two DVC clones) would train on other crops."""
+    label_file = write_det_data(tmp_path, n_images=4)
+
+    def dataset():
+        return SimpleDataSet(str(tmp_path), [str(label_file)], det_train_transforms(), global_config=GLOBAL,
+                             seed=3)
+
+    first, second = dataset(), dataset()
+    forward = [first[i] for i in range(4)]
+    backward = [second[i] for i in reversed(range(4))][::-1]
+    for x, y in zip(forward, backward):
+        for u, v in zip(x, y):
+            np.testing.assert_array_equal(u, v)
+    first.set_epoch(1)
+    assert any(not np.array_equal(u, v) for u, v in zip(first[0], forward[0]))
+
+
 def test_set_epoch_and_start_step_skip_exactly_k_batches(tmp_path):
     loader = rec_loader(tmp_path, seed=5)
     loader.set_epoch(4)
@@ -211,3 +230,20 @@ def test_two_workers_give_the_same_batches_and_shared_stats(tmp_path):
         for u, v in zip(x, y):
             np.testing.assert_array_equal(u, v)
     assert loader.stats["served"] == 6
+
+
+def test_an_ops_own_numpy_generator_is_reseeded_per_sample():
+    from ocrforge.data.sources import private_generators, reseed_private_generators
+
+    class DrawsFromItsOwn:
+        def __init__(self):
+            self.rng = np.random.default_rng()
+            self.scale = 2.0
+
+    ops = [DrawsFromItsOwn(), DrawsFromItsOwn()]
+    generators = private_generators(ops)
+    assert generators == [(ops[0], "rng"), (ops[1], "rng")]
+    reseed_private_generators(generators, 11)
+    first = [op.rng.random() for op in ops]
+    reseed_private_generators(generators, 11)
+    assert [op.rng.random() for op in ops] == first and first[0] != first[1]

@@ -78,10 +78,19 @@ NORMALIZE = {"NormalizeImage": {"scale": "1./255.", "mean": [0.485, 0.456, 0.406
                                 "order": "hwc"}}
 
 
+# configs/det's augmentation: albumentations underneath, with a random generator of its own
+IAA_AUGMENT = {"IaaAugment": {"augmenter_args": [
+    {"type": "Fliplr", "args": {"p": 0.5}},
+    {"type": "Affine", "args": {"rotate": [-10, 10]}},
+    {"type": "Resize", "args": {"size": [0.5, 3]}},
+]}}
+
+
 def det_train_transforms() -> list[dict]:
     return [
         {"DecodeImage": {"img_mode": "BGR", "channel_first": False}},
         {"DetLabelEncode": None},
+        IAA_AUGMENT,
         {"EastRandomCropData": {"size": [64, 64], "max_tries": 50, "keep_ratio": True}},
         {"MakeBorderMap": {"shrink_ratio": 0.4, "thresh_min": 0.3, "thresh_max": 0.7}},
         {"MakeShrinkMap": {"shrink_ratio": 0.4, "min_text_size": 8}},
