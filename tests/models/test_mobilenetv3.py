@@ -6,7 +6,7 @@ import paddle
 import pytest
 
 from ocrforge.models.architectures import build_model
-from ocrforge.models.backbones.mobilenetv3 import SEModule
+from ocrforge.models.layers import SqueezeExcite
 from ocrforge.models.distillation import count_parameters
 from ocrforge.registry import BACKBONES, NECKS
 
@@ -28,7 +28,7 @@ def shapes(maps):
 def test_large_half_scale_without_se_gives_four_maps_at_strides_4_to_32():
     net = BACKBONES.build({"name": "MobileNetV3", "scale": 0.5, "model_name": "large", "disable_se": True})
     assert net.out_channels == [16, 24, 56, 480]
-    assert not any(isinstance(layer, SEModule) for layer in net.sublayers())
+    assert not any(isinstance(layer, SqueezeExcite) for layer in net.sublayers())
     net.eval()
     maps = net(paddle.zeros([1, 3, 64, 64]))
     assert shapes(maps) == [[1, 16, 16, 16], [1, 24, 8, 8], [1, 56, 4, 4], [1, 480, 2, 2]]
@@ -37,7 +37,7 @@ def test_large_half_scale_without_se_gives_four_maps_at_strides_4_to_32():
 def test_small_full_scale_keeps_its_squeeze_excitation():
     net = BACKBONES.build({"name": "MobileNetV3", "scale": 1.0, "model_name": "small"})
     assert net.out_channels == [16, 24, 48, 576]
-    assert sum(isinstance(layer, SEModule) for layer in net.sublayers()) == 9
+    assert sum(isinstance(layer, SqueezeExcite) for layer in net.sublayers()) == 9
     net.eval()
     assert shapes(net(paddle.zeros([1, 3, 64, 64]))) == [[1, 16, 16, 16], [1, 24, 8, 8], [1, 48, 4, 4], [1, 576, 2, 2]]
 

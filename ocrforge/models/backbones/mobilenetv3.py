@@ -10,6 +10,7 @@ from __future__ import annotations
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ocrforge.models.layers import SqueezeExcite
 from ocrforge.registry import BACKBONES
 
 # One row per residual unit: (kernel, expanded channels, out channels, squeeze-excitation, activation, stride),
@@ -86,21 +87,6 @@ class ConvBNLayer(nn.Layer):
         return activation(self.bn(self.conv(x)), self.act)
 
 
-class SEModule(nn.Layer):
-    """Squeeze-excitation: global pool, 1x1 conv down by ``reduction``, ReLU, 1x1 conv, hard sigmoid
-    (slope 0.2, offset 0.5), times the input. (N, C, H, W) -> same."""
-
-    def __init__(self, channels: int, reduction: int = 4):
-        super().__init__()
-        self.conv1 = nn.Conv2D(channels, channels // reduction, 1)
-        self.conv2 = nn.Conv2D(channels // reduction, channels, 1)
-
-    def forward(self, x):
-        scale = F.adaptive_avg_pool2d(x, 1)
-        scale = F.hardsigmoid(self.conv2(F.relu(self.conv1(scale))), slope=0.2, offset=0.5)
-        return x * scale
-
-
 class ResidualUnit(nn.Layer):
     """Inverted residual: 1x1 expand, depthwise ``kernel_size`` conv (carries the stride), optional SE, 1x1
     linear projection; the input is added back when stride is 1 and the channel count is unchanged."""
@@ -114,7 +100,7 @@ class ResidualUnit(nn.Layer):
         self.bottleneck_conv = ConvBNLayer(mid_channels, mid_channels, kernel_size, stride=stride,
                                            groups=mid_channels, act=act)
         if use_se:
-            self.mid_se = SEModule(mid_channels)
+            self.mid_se = SqueezeExcite(mid_channels, slope=0.2, offset=0.5)
         self.linear_conv = ConvBNLayer(mid_channels, out_channels, 1, act=None)
 
     def forward(self, inputs):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ocrforge.models.layers import SqueezeExcite
 from ocrforge.registry import BACKBONES
 
 # One row per block: (kernel size, in channels, out channels, stride, squeeze-excitation), at scale 1.0.
@@ -98,20 +99,6 @@ class RepConv(nn.Layer):
         if self.activation is not None:
             x = self.activation(x)
         return x
-
-
-class SqueezeExcite(nn.Layer):
-    """Channel attention: global average, C -> C/4 -> C with ReLU and hard sigmoid, times the input."""
-
-    def __init__(self, channels: int, reduction: int = 4):
-        super().__init__()
-        self.conv1 = nn.Conv2D(channels, channels // reduction, 1)
-        self.conv2 = nn.Conv2D(channels // reduction, channels, 1)
-
-    def forward(self, x):
-        att = F.adaptive_avg_pool2d(x, 1)
-        att = F.hardsigmoid(self.conv2(F.relu(self.conv1(att))))
-        return x * att
 
 
 class LCNetV3Block(nn.Layer):

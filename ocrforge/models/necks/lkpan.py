@@ -11,7 +11,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ocrforge.models.necks.rsefpn import upsample_nearest
+from ocrforge.models.layers import top_down, upsample_nearest
 from ocrforge.registry import NECKS
 
 LARGE_KERNEL = 9
@@ -75,15 +75,7 @@ class LKPAN(nn.Layer):
         self.pan_lat_conv = nn.LayerList([lateral(quarter, quarter) for _ in in_channels])
 
     def forward(self, x):
-        c2, c3, c4, c5 = x
-        in5 = self.ins_conv[3](c5)
-        in4 = self.ins_conv[2](c4)
-        in3 = self.ins_conv[1](c3)
-        in2 = self.ins_conv[0](c2)
-        out4 = in4 + upsample_nearest(in5, 2)
-        out3 = in3 + upsample_nearest(out4, 2)
-        out2 = in2 + upsample_nearest(out3, 2)
-
+        out2, out3, out4, in5 = top_down(self.ins_conv, x)
         f5 = self.inp_conv[3](in5)
         f4 = self.inp_conv[2](out4)
         f3 = self.inp_conv[1](out3)

@@ -4,34 +4,8 @@ from __future__ import annotations
 
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
-
+from ocrforge.models.layers import SqueezeExcite, top_down, upsample_nearest
 from ocrforge.registry import NECKS
-
-
-def upsample_nearest(x: paddle.Tensor, factor: int) -> paddle.Tensor:
-    """Nearest-neighbour upsampling of (N, C, H, W) by an integer ``factor`` -> (N, C, H*f, W*f).
-
-    Written with ``repeat_interleave``, which exports and runs under paddle inference with oneDNN
-    (the interpolate op did not here); equal to ``F.interpolate(mode="nearest", scale_factor=factor)``.
-    """
-    if factor == 1:
-        return x
-    return paddle.repeat_interleave(paddle.repeat_interleave(x, factor, axis=2), factor, axis=3)
-
-
-class ChannelAttention(nn.Layer):
-    """Squeeze-excitation with ReLU and hard sigmoid (slope 0.2, offset 0.5), times the input."""
-
-    def __init__(self, channels: int, reduction: int = 4):
-        super().__init__()
-        self.conv1 = nn.Conv2D(channels, channels // reduction, 1)
-        self.conv2 = nn.Conv2D(channels // reduction, channels, 1)
-
-    def forward(self, x):
-        att = F.adaptive_avg_pool2d(x, 1)
-        att = F.hardsigmoid(self.conv2(F.relu(self.conv1(att))), slope=0.2, offset=0.5)
-        return x * att
 
 
 class RSELayer(nn.Layer):
@@ -41,7 +15,7 @@ class RSELayer(nn.Layer):
         super().__init__()
         self.shortcut = shortcut
         self.in_conv = nn.Conv2D(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias_attr=False)
-        self.se_block = ChannelAttention(out_channels)
+        self.se_block = SqueezeExcite(out_channels, slope=0.2, offset=0.5)
 
     def forward(self, x):
         x = self.in_conv(x)
@@ -66,14 +40,7 @@ class RSEFPN(nn.Layer):
         self.inp_conv = nn.LayerList([RSELayer(out_channels, out_channels // 4, 3, shortcut) for _ in in_channels])
 
     def forward(self, x):
-        c2, c3, c4, c5 = x
-        in5 = self.ins_conv[3](c5)
-        in4 = self.ins_conv[2](c4)
-        in3 = self.ins_conv[1](c3)
-        in2 = self.ins_conv[0](c2)
-        out4 = in4 + upsample_nearest(in5, 2)
-        out3 = in3 + upsample_nearest(out4, 2)
-        out2 = in2 + upsample_nearest(out3, 2)
+        out2, out3, out4, in5 = top_down(self.ins_conv, x)
         p5 = upsample_nearest(self.inp_conv[3](in5), 8)
         p4 = upsample_nearest(self.inp_conv[2](out4), 4)
         p3 = upsample_nearest(self.inp_conv[1](out3), 2)
