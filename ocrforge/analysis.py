@@ -14,8 +14,10 @@ The rules, evaluated on the evaluations seen so far (``i`` is the latest one); t
    ``val_b * (1 + overfit_tol)``, or main metric below ``metric_b - metric_drop_tol``; and the training
    loss at ``i`` is below its value at ``b`` (it kept falling). Comparing with the best value rather than
    the previous one is what keeps a noisy but falling validation curve from being flagged: a small bump
-   stays within the tolerance of the running best. It began at the first evaluation after ``b`` that was
-   clearly worse. With the defaults (``overfit_patience=1``, ``overfit_tol=0.1``) val loss
+   stays within the tolerance of the running best. The tolerance also grows to the run's own noise, the
+   largest setback on the way to ``b`` (a fall of the metric, absolute; a rise of val loss, relative): a
+   curve that climbed 0, 0.25, 0.40, 0.25, 0.63 has shown that a fall of 0.15 says nothing, so 0.53 next is
+   not yet overfitting. It began at the first evaluation after ``b`` that was clearly worse. With the defaults (``overfit_patience=1``, ``overfit_tol=0.1``) val loss
    0.6, 0.3, 0.25, 0.35 under train loss 0.5, 0.2, 0.1, 0.05 is flagged at the 4th evaluation, best epoch 3.
 3. **converged** - over the last ``window`` evaluations (from evaluation ``a = i - window`` to ``i``) the
    training loss fell by less than ``rel_loss_tol`` of its value at ``a`` per epoch, and the best main
@@ -149,20 +151,34 @@ def _overfitting_on(s: _Series, n: int, p: dict, values: list[float], higher: bo
     b = _argbest(vals, higher)
     if n - k <= b:
         return None
+    noise = _largest_setback(vals[: b + 1], higher)
     if higher:
-        limit = vals[b] - p["metric_drop_tol"]
-        worse = [v < limit for v in vals]
+        tol = max(p["metric_drop_tol"], noise)
+        worse = [v < vals[b] - tol for v in vals]
     else:
-        limit = vals[b] + p["overfit_tol"] * abs(vals[b])
-        worse = [v > limit for v in vals]
+        tol = max(p["overfit_tol"], noise)
+        worse = [v > vals[b] + tol * abs(vals[b]) for v in vals]
     if not all(worse[n - k:n]) or not s.loss[n - 1] < s.loss[b]:
         return None
     began = next(j for j in range(b + 1, n) if worse[j])
     way = "fell" if higher else "rose"
+    beyond = ""
+    if noise > (p["metric_drop_tol"] if higher else p["overfit_tol"]):
+        setback = f"{noise:.3g}" if higher else f"{100 * noise:.3g}%"
+        beyond = f", more than its largest setback on the way to the best ({setback})"
     return {"began": began, "best": b, "best_by": key, "best_value": vals[b],
             "reason": f"{key} {way} from {vals[b]:.4g} (epoch {s.epochs[b]}) to {vals[n - 1]:.4g} "
-                      f"(epoch {s.epochs[n - 1]}) while train loss fell from {s.loss[b]:.4g} to "
+                      f"(epoch {s.epochs[n - 1]}){beyond} while train loss fell from {s.loss[b]:.4g} to "
                       f"{s.loss[n - 1]:.4g}"}
+
+
+def _largest_setback(values: list[float], higher: bool) -> float:
+    """The run's own noise up to its best: the largest fall of a metric from one evaluation to the next
+    (absolute), or the largest rise of a loss (relative). 0 for a curve that only improved."""
+    steps = zip(values, values[1:])
+    if higher:
+        return max((a - b for a, b in steps), default=0.0)
+    return max(((b - a) / abs(a) for a, b in steps if a != 0), default=0.0)
 
 
 def _overfitting(s: _Series, n: int, p: dict) -> dict | None:
