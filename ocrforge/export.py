@@ -85,14 +85,18 @@ def save_inference_model(model_dir: str | os.PathLike, out_dir: str | os.PathLik
     if os.environ.get("FLAGS_enable_pir_api", "1").lower() in ("0", "false"):
         _legacy_static_shims()
     from ocrforge.models.distillation import deployed_model
+    from ocrforge.training import paddle_flags
 
     model, config = load_trained_model(model_dir, checkpoint)
     model = deployed_model(model, config)  # a DistillationModel exports its Student only
     spec = [paddle.static.InputSpec(input_spec_shape(config), "float32", "x")]
-    static = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paddle.jit.save(static, str(out_dir / "inference"))
+    # traced with oneDNN on (a training run earlier in this process sets it), conv_transpose is saved in a
+    # training-mode oneDNN form that paddle inference refuses
+    with paddle_flags({"FLAGS_use_onednn": False}):
+        static = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
+        paddle.jit.save(static, str(out_dir / "inference"))
     return out_dir
 
 
@@ -171,6 +175,8 @@ def export_system(det_dir: str | os.PathLike, rec_dir: str | os.PathLike, out_di
                 f"different outputs (max diff "
                 f"{diffs['legacy_vs_pir']:.3g}); the old-format export is wrong, do not use it with PaddleOCR"
             )
+    from ocrforge.training import with_dict_path
+
     saved = {k: v for k, v in vars(settings).items() if k != "character_dict_path"}
     saved["rec_image_shape"] = list(settings.rec_image_shape)
     manifest = {
@@ -185,7 +191,7 @@ def export_system(det_dir: str | os.PathLike, rec_dir: str | os.PathLike, out_di
         "versions": _versions(),
         "params_sha256": sha256_of(params_file),
         "source": {"det": str(det_dir), "rec": str(rec_dir), "checkpoint": checkpoint},
-        "configs": configs,
+        "configs": {kind: with_dict_path(config, DICT_FILE) for kind, config in configs.items()},
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
     return manifest

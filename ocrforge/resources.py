@@ -15,11 +15,20 @@ def paddleocr_dir() -> Path:
 
 
 def resolve_dict_path(path: str | Path) -> Path:
-    """Find a character dictionary: as given, else relative to the paddleocr package (``ppocr/utils/en_dict.txt``)."""
+    """Find a character dictionary: as given, else relative to the paddleocr package (``ppocr/utils/en_dict.txt``).
+
+    An absolute path into another machine's paddleocr install (a model folder trained elsewhere, brought by
+    ``dvc pull``) is looked up again in this one's, from its last ``paddleocr`` folder on.
+    """
     candidate = Path(path)
     if candidate.is_file():
         return candidate
-    in_wheel = paddleocr_dir() / path
+    inside = candidate
+    if candidate.is_absolute() and "paddleocr" in candidate.parts:
+        parts = candidate.parts
+        last = len(parts) - 1 - parts[::-1].index("paddleocr")
+        inside = Path(*parts[last + 1:])
+    in_wheel = paddleocr_dir() / inside
     if in_wheel.is_file():
         return in_wheel
     raise FileNotFoundError(

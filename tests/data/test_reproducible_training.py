@@ -25,12 +25,15 @@ def test_two_runs_of_one_det_config_train_the_same_weights(tmp_path, repo_root):
          "epochs": 1, "batch_size": 2, "crop_size": 64, "eval_side_len": 128, "save_every_steps": 0}
     quiet = logging.getLogger("ocrforge.tests.quiet")
     quiet.setLevel(logging.ERROR)
+    flags_before = paddle.get_flags(["FLAGS_use_onednn"])
     weights = []
     for run in ("first", "second"):
         out = tmp_path / run
         config = det_config_from_params(load_config(repo_root / p["config"]), p, str(data), str(out), str(out / "live"))
         train(config, logger=quiet)
         weights.append(paddle.load(str(out / "latest.pdparams")))
+    # training turns oneDNN on for speed and back off after: a model traced under it would not export
+    assert paddle.get_flags(["FLAGS_use_onednn"]) == flags_before
     first, second = weights
     assert first.keys() == second.keys()
     differing = [k for k in first if not np.array_equal(first[k].numpy(), second[k].numpy())]
