@@ -11,7 +11,7 @@ import contextlib
 import copy
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 import paddle
@@ -244,6 +244,40 @@ def set_transform_arg(config: dict, mode: str, op_name: str, key: str, value: An
     raise KeyError(f"{mode}.dataset.transforms has no {op_name}; the param that sets {key} needs it")
 
 
+TRAIN_CROPS = {"east": "EastRandomCropData", "native": "NativeScaleCrop"}
+
+
+def set_train_crop(config: dict, crop: str, size: int) -> None:
+    """Make the det training crop ``crop`` (``east``: PaddleOCR's EastRandomCropData, which rescales a random
+    region to the window; ``native``: NativeScaleCrop, a window at the image's own scale) of ``size`` px."""
+    if crop not in TRAIN_CROPS:
+        raise ValueError(f"train_det.crop must be one of {sorted(TRAIN_CROPS)}; got {crop!r}")
+    transforms = config["Train"]["dataset"]["transforms"]
+    at = [i for i, op in enumerate(transforms) if any(name in op for name in TRAIN_CROPS.values())]
+    if not at:
+        raise KeyError(f"Train.dataset.transforms has no crop ({', '.join(TRAIN_CROPS.values())}); "
+                       f"train_det.crop and crop_size need one")
+    (name, args), = transforms[at[0]].items()
+    wanted = TRAIN_CROPS[crop]
+    if name != wanted:
+        args = {}
+    transforms[at[0]] = {wanted: {**(args or {}), "size": [size, size]}}
+
+
+def set_resize_range(config: dict, scale_range: Sequence[float]) -> None:
+    """Set the ``[low, high]`` scale factors of IaaAugment's Resize in the det training transforms."""
+    low, high = (float(v) for v in scale_range)
+    if not 0 < low <= high:
+        raise ValueError(f"train_det.scale_range must be [low, high] with 0 < low <= high; got {list(scale_range)}")
+    for op in config["Train"]["dataset"]["transforms"]:
+        augmenters = (op.get("IaaAugment") or {}).get("augmenter_args") or []
+        for augmenter in augmenters:
+            if augmenter.get("type") == "Resize":
+                augmenter["args"] = {**(augmenter.get("args") or {}), "size": [low, high]}
+                return
+    raise KeyError("Train.dataset.transforms has no IaaAugment Resize; train_det.scale_range needs one")
+
+
 def _common_overrides(p: dict) -> dict:
     out = {
         "Global.epoch_num": int(p["epochs"]),
@@ -270,7 +304,9 @@ def det_config_from_params(base: dict, p: dict, data_dir: str, out_dir: str, liv
     from ocrforge.config import merge_overrides
 
     config = copy.deepcopy(base)
-    set_transform_arg(config, "Train", "EastRandomCropData", "size", [int(p["crop_size"])] * 2)
+    set_train_crop(config, p.get("crop", "east"), int(p["crop_size"]))
+    if p.get("scale_range"):
+        set_resize_range(config, p["scale_range"])
     set_transform_arg(config, "Eval", "DetResizeForTest", "limit_side_len", int(p.get("eval_side_len", 960)))
     overrides = _common_overrides(p)
     overrides.update({

@@ -2,7 +2,7 @@
 
 A label file has one sample a line, ``<image path relative to data_dir><TAB><label>``: the label is PPOCRLabel's
 JSON box list for detection, the text for recognition. Transforms are PaddleOCR's ``Train.dataset.transforms``
-list, built with ``ppocr.data.imaug.create_operators``.
+list: the wheel's ops, plus those registered in ``ocrforge.registry.TRANSFORMS`` (ocrforge.data.transforms).
 
 Determinism: every random choice a sample makes is seeded from ``(seed, epoch, index)``, so a sample is the
 same whichever worker or process loads it and however many workers there are. That covers the global
@@ -14,7 +14,6 @@ next epoch's draws.
 
 from __future__ import annotations
 
-import copy
 import math
 import multiprocessing
 import os
@@ -26,10 +25,8 @@ import cv2
 import numpy as np
 import paddle
 
-import paddleocr  # noqa: F401  - puts the wheel's ``ppocr`` package on sys.path
-from ppocr.data.imaug import create_operators  # noqa: E402
-
 from ocrforge.data.label_check import LabelLine, read_label_file
+from ocrforge.data.transforms import build_transforms
 from ocrforge.data.wheel_compat import apply_wheel_fixes
 from ocrforge.registry import DATASETS
 
@@ -147,7 +144,7 @@ class SimpleDataSet(paddle.io.Dataset):
             raise ValueError(f"no samples in {list(label_file_list)}; the label files are empty")
         self._check_images_exist()
 
-        self.ops = create_operators(copy.deepcopy(list(transforms)), copy.deepcopy(global_config or {}))
+        self.ops = build_transforms(transforms, global_config)
         self.op_names = [type(op).__name__ for op in self.ops]
         self._generators = private_generators(self.ops)
         self.keep_keys = list(getattr(self.ops[-1], "keep_keys", [])) if self.ops else []

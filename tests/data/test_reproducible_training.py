@@ -9,7 +9,8 @@ from test_loader_data import write_det_data
 
 
 @pytest.mark.slow
-def test_two_runs_of_one_det_config_train_the_same_weights(tmp_path, repo_root):
+@pytest.mark.parametrize("crop", ["east", "native"])
+def test_two_runs_of_one_det_config_train_the_same_weights(tmp_path, repo_root, crop):
     """IaaAugment's own generator included, so `dvc repro` here or in another clone on the same machine gives
     bit-identical weights (it did not, before the dataset reseeded that generator per sample)."""
     import paddle
@@ -22,7 +23,7 @@ def test_two_runs_of_one_det_config_train_the_same_weights(tmp_path, repo_root):
     write_det_data(data, n_images=4)
     write_det_data(data, n_images=2, split="val")
     p = {**section(load_params(repo_root / "params.yaml"), "train_det"),
-         "epochs": 1, "batch_size": 2, "crop_size": 64, "eval_side_len": 128, "save_every_steps": 0}
+         "epochs": 1, "batch_size": 2, "crop_size": 64, "eval_side_len": 128, "save_every_steps": 0, "crop": crop}
     quiet = logging.getLogger("ocrforge.tests.quiet")
     quiet.setLevel(logging.ERROR)
     flags_before = paddle.get_flags(["FLAGS_use_onednn"])
