@@ -4,7 +4,9 @@
 
 - ``metrics.json``: ``det`` (precision, recall, hmean at IoU 0.5), ``rec`` (acc, norm_edit_dis on the
   ground-truth crops), ``e2e`` (line precision/recall/hmean: IoU >= 0.5 and equal text; ``full_text_acc``
-  per image), and ``images`` / ``lines`` counts;
+  per image), and ``images`` / ``lines`` counts. ``det`` and ``e2e`` also give ``hmean_ci95_low`` /
+  ``hmean_ci95_high``: a 95% bootstrap interval over the images, which says how far a test set this size
+  lets two models' figures be compared;
 - ``predictions.jsonl``: one line per image, its ground truth, prediction and scores;
 - ``gallery/``: the worst ``gallery_size`` images, ground truth in green (left) and prediction in red (right);
 - ``README.md``: the figures and the gallery list.
@@ -24,7 +26,7 @@ import numpy as np
 
 from ocrforge.data.crop import crop_text_line, order_quad
 from ocrforge.data.det_labels import Sample, load_det_label_file  # noqa: F401  (public here too)
-from ocrforge.metrics import DetMetric, E2EMetric, RecMetric, score_end_to_end
+from ocrforge.metrics import E2EMetric, RecMetric, precision_recall_hmean, score_detections, score_end_to_end
 from ocrforge.system import TextSystem, read_image
 
 
@@ -52,7 +54,7 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
         raise ValueError("no labelled images to evaluate; check the label file or folder")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    det_metric = DetMetric()
+    det_counts, e2e_counts = [], []
     rec_metric = RecMetric(ignore_space=False, case_sensitive=case_sensitive)
     e2e_metric = E2EMetric(case_sensitive=case_sensitive)
     records, started = [], time.perf_counter()
@@ -62,7 +64,8 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
             boxes = system.detect(image)
             quads = _quads(sample.lines)
             ignores = np.array([line["ignore"] for line in sample.lines], dtype=bool)
-            det_metric([{"points": np.asarray(boxes).reshape(-1, 4, 2)}], [None, None, quads[None], ignores[None]])
+            det = score_detections(np.asarray(boxes, dtype=np.float32).reshape(-1, 4, 2), quads, ignores)
+            det_counts.append([det["matched"], det["det_care"], det["gt_care"]])
 
             cared = [line for line in sample.lines if not line["ignore"]]
             reads = system.recognize([crop_text_line(image, line["points"]) for line in cared]) if cared else []
@@ -73,6 +76,7 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
             gts = [{"points": line["points"], "text": line["text"], "ignore": line["ignore"]} for line in sample.lines]
             e2e_metric([preds], [gts])
             scores = score_end_to_end(preds, gts, e2e_metric.iou_threshold, e2e_metric.normalize)
+            e2e_counts.append([scores["matched"], scores["det_care"], scores["gt_care"]])
             record = {
                 "image": sample.name,
                 "gt": [{"box": np.asarray(g["points"]).round(1).tolist(), "text": g["text"], "ignore": g["ignore"]}
@@ -80,6 +84,7 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
                 "pred": result.to_json(),
                 "rec_on_gt_crops": [{"gt": line["text"], "pred": text, "score": round(score, 5)}
                                     for line, (text, score) in zip(cared, reads)],
+                "det": {k: det[k] for k in ("gt_care", "det_care", "matched")},
                 "e2e": {k: scores[k] for k in ("gt_care", "det_care", "matched", "full_text_match")},
             }
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -88,9 +93,9 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
     metrics = {
         "images": len(samples),
         "lines": sum(len([g for g in s.lines if not g["ignore"]]) for s in samples),
-        "det": det_metric.get_metric(),
+        "det": {**precision_recall_hmean(*np.sum(det_counts, axis=0)), **hmean_interval(det_counts)},
         "rec": rec_metric.get_metric(),
-        "e2e": e2e_metric.get_metric(),
+        "e2e": {**e2e_metric.get_metric(), **hmean_interval(e2e_counts)},
         "case_sensitive": case_sensitive,
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -99,6 +104,27 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
     if logger is not None:
         logger.info("evaluated %d images in %.1f s: %s", len(samples), seconds, json.dumps(metrics))
     return metrics
+
+
+def hmean_interval(counts, level: float = 0.95, draws: int = 2000, seed: int = 0) -> dict:
+    """Percentile bootstrap interval of the set's hmean from per-image ``(matched, det_care, gt_care)`` counts.
+
+    Images are resampled with replacement and the hmean recomputed from the summed counts, as the metric is.
+    The seed is fixed, so the same predictions always give the same interval. Returns ``{"hmean_ci95_low",
+    "hmean_ci95_high"}`` (the key names the default level).
+    """
+    counts = np.asarray(counts, dtype=np.float64).reshape(-1, 3)
+    if len(counts) == 0:
+        raise ValueError("hmean_interval: no images")
+    picks = np.random.default_rng(seed).integers(0, len(counts), size=(draws, len(counts)))
+    matched, det_care, gt_care = (counts[:, k][picks].sum(axis=1) for k in range(3))
+    precision = np.divide(matched, det_care, out=np.zeros(draws), where=det_care > 0)
+    recall = np.divide(matched, gt_care, out=np.zeros(draws), where=gt_care > 0)
+    total = precision + recall
+    hmean = np.divide(2 * precision * recall, total, out=np.zeros(draws), where=total > 0)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(hmean, [tail, 100 - tail])
+    return {"hmean_ci95_low": float(low), "hmean_ci95_high": float(high)}
 
 
 def image_fscore(e2e: dict) -> float:
@@ -138,10 +164,13 @@ def write_readme(out_dir: Path, metrics: dict, gallery: list[dict]) -> None:
 
 {metrics['images']} images, {metrics['lines']} text lines (case {'sensitive' if metrics['case_sensitive'] else 'insensitive'}).
 
-| | precision | recall | hmean |
-|---|---|---|---|
-| detection (IoU >= 0.5) | {det['precision']:.4f} | {det['recall']:.4f} | {det['hmean']:.4f} |
-| end to end (IoU >= 0.5, same text) | {e2e['precision']:.4f} | {e2e['recall']:.4f} | {e2e['hmean']:.4f} |
+| | precision | recall | hmean | hmean, 95% interval over images |
+|---|---|---|---|---|
+| detection (IoU >= 0.5) | {det['precision']:.4f} | {det['recall']:.4f} | {det['hmean']:.4f} | {det['hmean_ci95_low']:.4f} - {det['hmean_ci95_high']:.4f} |
+| end to end (IoU >= 0.5, same text) | {e2e['precision']:.4f} | {e2e['recall']:.4f} | {e2e['hmean']:.4f} | {e2e['hmean_ci95_low']:.4f} - {e2e['hmean_ci95_high']:.4f} |
+
+The interval is a bootstrap over this test set's images: how far the figure moves on another test set of
+this size. A difference between two models well inside it is not shown by this test set.
 
 Recognition on the ground-truth crops: acc {rec['acc']:.4f}, norm_edit_dis {rec['norm_edit_dis']:.4f}.
 Images whose full text is read exactly: {e2e['full_text_acc']:.4f}.

@@ -4,7 +4,10 @@ import json
 
 import cv2
 
-from ocrforge.evaluate import evaluate, load_det_label_file, load_ppocrlabel_folder
+import numpy as np
+import pytest
+
+from ocrforge.evaluate import evaluate, hmean_interval, load_det_label_file, load_ppocrlabel_folder
 
 
 def _write_split(tmp_path, image, boxes, wrong_text: str):
@@ -24,7 +27,10 @@ def test_eval_metrics_reports_and_gallery(trained_system, known_image, tmp_path)
     metrics = evaluate(trained_system, samples, tmp_path / "eval", gallery_size=5)
 
     assert metrics["images"] == 2 and metrics["lines"] == 6
-    assert metrics["det"] == {"precision": 1.0, "recall": 1.0, "hmean": 1.0}
+    assert metrics["det"] == {"precision": 1.0, "recall": 1.0, "hmean": 1.0,
+                              "hmean_ci95_low": 1.0, "hmean_ci95_high": 1.0}
+    # resampling the two images (3/3 and 2/3 lines read) gives 2/3, 5/6 or 1 as the set's e2e hmean
+    assert abs(metrics["e2e"]["hmean_ci95_low"] - 2 / 3) < 1e-9 and metrics["e2e"]["hmean_ci95_high"] == 1.0
     assert metrics["rec"]["acc"] == 5 / 6
     assert abs(metrics["e2e"]["precision"] - 5 / 6) < 1e-9 and abs(metrics["e2e"]["recall"] - 5 / 6) < 1e-9
     assert metrics["e2e"]["full_text_acc"] == 0.5
@@ -33,6 +39,7 @@ def test_eval_metrics_reports_and_gallery(trained_system, known_image, tmp_path)
     records = [json.loads(r) for r in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert [r["image"] for r in records] == ["det/images/right.png", "det/images/wrong.png"]
     assert records[1]["e2e"] == {"gt_care": 3, "det_care": 3, "matched": 2, "full_text_match": False}
+    assert records[1]["det"] == {"gt_care": 3, "det_care": 3, "matched": 3}
     assert records[0]["pred"]["full_text"] == "LOT4711 EXP2027\nSN12345"
 
     gallery = sorted(p.name for p in (tmp_path / "eval" / "gallery").iterdir())
@@ -54,3 +61,23 @@ def test_reads_a_ppocrlabel_folder(sroie_dir):
     first = samples[0]
     assert first.path.is_file() and first.lines
     assert set(first.lines[0]) == {"points", "text", "ignore"} and first.lines[0]["points"].shape[1] == 2
+
+
+def test_hmean_interval_from_per_image_counts():
+    # identical images: every resample has the same hmean
+    same = hmean_interval([[8, 10, 10]] * 5)
+    assert same == {"hmean_ci95_low": pytest.approx(0.8), "hmean_ci95_high": pytest.approx(0.8)}
+    # varied images: the interval holds the set's figure, is reproducible, and narrows with 4x the images
+    rng = np.random.default_rng(1)
+    gt = rng.integers(20, 60, size=20)
+    matched = (gt * rng.uniform(0.7, 1.0, size=20)).astype(int)
+    counts = np.stack([matched, gt, gt], axis=1)
+    small = hmean_interval(counts)
+    point = matched.sum() / gt.sum()
+    assert small["hmean_ci95_low"] < point < small["hmean_ci95_high"]
+    assert hmean_interval(counts) == small
+    large = hmean_interval(np.tile(counts, (4, 1)))
+    width = lambda ci: ci["hmean_ci95_high"] - ci["hmean_ci95_low"]
+    assert 0.35 < width(large) / width(small) < 0.65  # about 1/sqrt(4)
+    with pytest.raises(ValueError, match="no images"):
+        hmean_interval([])
