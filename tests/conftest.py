@@ -63,3 +63,25 @@ def exported_dir(trained_models, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export") / "export"
     export_system(trained_models / "det", trained_models / "rec", out, params_file=REPO_ROOT / "params.yaml")
     return out
+
+
+@pytest.fixture
+def install_plugin(tmp_path, monkeypatch):
+    """``install_plugin(module, source)``: a third-party package declaring ``module`` under the
+    ``ocrforge.plugins`` entry-point group, importable for this test, with the plugins not yet loaded."""
+    import textwrap
+
+    from ocrforge import registry
+
+    def install(module: str, source: str, entry_name: str = "acme") -> None:
+        root = tmp_path / f"plugin_{module}"
+        root.mkdir()
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+        dist = root / f"{module}-0.1.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text(f"[ocrforge.plugins]\n{entry_name} = {module}\n")
+        monkeypatch.syspath_prepend(str(root))
+        monkeypatch.setattr(registry, "_plugins_loaded", False)
+
+    return install

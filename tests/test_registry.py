@@ -1,7 +1,6 @@
 """The plugin registry: decorator, build from config, clear errors, third-party entry points."""
 
 import sys
-import textwrap
 
 import pytest
 
@@ -43,35 +42,23 @@ def test_bad_kwargs_name_the_component():
         things.build({"name": "A", "depth": 2})
 
 
-def test_third_party_plugin_through_entry_points(tmp_path, monkeypatch):
+def test_third_party_plugin_through_entry_points(install_plugin, monkeypatch):
     """A package declaring an ``ocrforge.plugins`` entry point adds a backbone without editing ocrforge."""
-    (tmp_path / "acme_ocr_plugin.py").write_text(textwrap.dedent("""
+    install_plugin("acme_ocr_plugin", """
         from ocrforge.registry import LOSSES
 
         @LOSSES.register("AcmeLoss")
         class AcmeLoss:
             def __init__(self, weight=1.0):
                 self.weight = weight
-    """))
-    dist = tmp_path / "acme_ocr_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-ocr-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[ocrforge.plugins]\nacme = acme_ocr_plugin\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    """)
     losses = Registry("loss")
     monkeypatch.setattr(registry, "LOSSES", losses)
     assert losses.build({"name": "AcmeLoss", "weight": 2.0}).weight == 2.0
     assert "acme_ocr_plugin" in sys.modules
 
 
-def test_broken_plugin_is_named(tmp_path, monkeypatch):
-    (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('boom')\n")
-    dist = tmp_path / "broken_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[ocrforge.plugins]\nbroken = broken_plugin\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+def test_broken_plugin_is_named(install_plugin):
+    install_plugin("broken_plugin", "raise RuntimeError('boom')\n", entry_name="broken")
     with pytest.raises(ImportError, match=r"ocrforge plugin 'broken' \(broken_plugin\) failed to import: boom"):
         Registry("thing").get("Nothing")

@@ -146,12 +146,8 @@ def test_native_crop_without_text_feeds_the_db_label_makers():
     assert empty
 
 
-def test_a_plugin_package_adds_a_transform_through_entry_points(tmp_path, monkeypatch):
-    import textwrap
-
-    from ocrforge import registry
-
-    (tmp_path / "acme_transforms.py").write_text(textwrap.dedent("""
+def test_a_plugin_package_adds_a_transform_through_entry_points(install_plugin):
+    install_plugin("acme_transforms", """
         from ocrforge.registry import TRANSFORMS
 
         @TRANSFORMS.register()
@@ -162,13 +158,7 @@ def test_a_plugin_package_adds_a_transform_through_entry_points(tmp_path, monkey
             def __call__(self, data):
                 data["image"] = 255 - data["image"]
                 return data
-    """))
-    dist = tmp_path / "acme_transforms-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-transforms\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[ocrforge.plugins]\nacme = acme_transforms\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    """)
     try:
         (invert,) = build_transforms([{"AcmeInvert": None}])
         assert invert({"image": np.full((2, 2), 5, np.uint8)})["image"].tolist() == [[250, 250], [250, 250]]
