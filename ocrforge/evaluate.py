@@ -26,7 +26,8 @@ import numpy as np
 
 from ocrforge.data.crop import crop_text_line, order_quad
 from ocrforge.data.det_labels import Sample, load_det_label_file  # noqa: F401  (public here too)
-from ocrforge.metrics import E2EMetric, RecMetric, precision_recall_hmean, score_detections, score_end_to_end
+from ocrforge.metrics import (E2EMetric, RecMetric, hmean_interval, precision_recall_hmean, score_detections,
+                              score_end_to_end)
 from ocrforge.system import TextSystem, read_image
 
 
@@ -74,8 +75,8 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
             result = system.read_boxes(image, boxes)
             preds = [{"points": line.box, "text": line.text} for line in result.lines]
             gts = [{"points": line["points"], "text": line["text"], "ignore": line["ignore"]} for line in sample.lines]
-            e2e_metric([preds], [gts])
             scores = score_end_to_end(preds, gts, e2e_metric.iou_threshold, e2e_metric.normalize)
+            e2e_metric.add(scores)
             e2e_counts.append([scores["matched"], scores["det_care"], scores["gt_care"]])
             record = {
                 "image": sample.name,
@@ -104,27 +105,6 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
     if logger is not None:
         logger.info("evaluated %d images in %.1f s: %s", len(samples), seconds, json.dumps(metrics))
     return metrics
-
-
-def hmean_interval(counts, level: float = 0.95, draws: int = 2000, seed: int = 0) -> dict:
-    """Percentile bootstrap interval of the set's hmean from per-image ``(matched, det_care, gt_care)`` counts.
-
-    Images are resampled with replacement and the hmean recomputed from the summed counts, as the metric is.
-    The seed is fixed, so the same predictions always give the same interval. Returns ``{"hmean_ci95_low",
-    "hmean_ci95_high"}`` (the key names the default level).
-    """
-    counts = np.asarray(counts, dtype=np.float64).reshape(-1, 3)
-    if len(counts) == 0:
-        raise ValueError("hmean_interval: no images")
-    picks = np.random.default_rng(seed).integers(0, len(counts), size=(draws, len(counts)))
-    matched, det_care, gt_care = (counts[:, k][picks].sum(axis=1) for k in range(3))
-    precision = np.divide(matched, det_care, out=np.zeros(draws), where=det_care > 0)
-    recall = np.divide(matched, gt_care, out=np.zeros(draws), where=gt_care > 0)
-    total = precision + recall
-    hmean = np.divide(2 * precision * recall, total, out=np.zeros(draws), where=total > 0)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(hmean, [tail, 100 - tail])
-    return {"hmean_ci95_low": float(low), "hmean_ci95_high": float(high)}
 
 
 def image_fscore(e2e: dict) -> float:

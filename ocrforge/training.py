@@ -266,9 +266,14 @@ def set_train_crop(config: dict, crop: str, size: int) -> None:
 
 def set_resize_range(config: dict, scale_range: Sequence[float]) -> None:
     """Set the ``[low, high]`` scale factors of IaaAugment's Resize in the det training transforms."""
-    low, high = (float(v) for v in scale_range)
+    wrong = ValueError(f"train_det.scale_range must be [low, high] with 0 < low <= high (or [] for the config's "
+                       f"range); got {scale_range!r}")
+    try:
+        low, high = (float(v) for v in scale_range)
+    except (TypeError, ValueError):
+        raise wrong from None
     if not 0 < low <= high:
-        raise ValueError(f"train_det.scale_range must be [low, high] with 0 < low <= high; got {list(scale_range)}")
+        raise wrong
     for op in config["Train"]["dataset"]["transforms"]:
         augmenters = (op.get("IaaAugment") or {}).get("augmenter_args") or []
         for augmenter in augmenters:

@@ -40,7 +40,11 @@ def test_native_crop_replaces_east_crop_in_place(repo_root):
 
 @pytest.mark.parametrize("overrides, error", [
     ({"crop": "center"}, "train_det.crop must be one of \\['east', 'native'\\]; got 'center'"),
-    ({"scale_range": [1.5, 0.5]}, "scale_range must be \\[low, high\\] with 0 < low <= high; got \\[1.5, 0.5\\]"),
+    ({"scale_range": [1.5, 0.5]}, "scale_range must be \\[low, high\\] with 0 < low <= high .*; got \\[1.5, 0.5\\]"),
+    ({"scale_range": [0.5, 1.0, 2.0]}, "scale_range must be \\[low, high\\] .*; got \\[0.5, 1.0, 2.0\\]"),
+    ({"scale_range": [0.5]}, "scale_range must be \\[low, high\\] .*; got \\[0.5\\]"),
+    ({"scale_range": ["small", "big"]}, "scale_range must be \\[low, high\\] .*; got \\['small', 'big'\\]"),
+    ({"scale_range": 2}, "scale_range must be \\[low, high\\] .*; got 2"),
 ])
 def test_bad_crop_settings_are_named(repo_root, overrides, error):
     with pytest.raises(ValueError, match=error):

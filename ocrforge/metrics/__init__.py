@@ -2,6 +2,7 @@
 
 from ocrforge.metrics.det_metric import DetMetric, DistillationMetric, precision_recall_hmean, score_detections
 from ocrforge.metrics.e2e_metric import E2EMetric, full_text, reading_lines, reading_order, score_end_to_end
+from ocrforge.metrics.interval import hmean_interval
 from ocrforge.metrics.rec_metric import RecMetric
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "E2EMetric",
     "RecMetric",
     "full_text",
+    "hmean_interval",
     "precision_recall_hmean",
     "reading_lines",
     "reading_order",

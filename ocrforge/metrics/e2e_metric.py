@@ -162,12 +162,16 @@ class E2EMetric(CountingMetric):
         if len(post_result) != len(batch):
             raise ValueError(f"E2EMetric: predictions for {len(post_result)} images but labels for {len(batch)}.")
         for preds, gts in zip(post_result, batch):
-            result = score_end_to_end(preds, gts, self.iou_threshold, self.normalize)
-            self.matched += result["matched"]
-            self.det_care += result["det_care"]
-            self.gt_care += result["gt_care"]
-            self.images += 1
-            self.full_text_matches += result["full_text_match"]
+            self.add(score_end_to_end(preds, gts, self.iou_threshold, self.normalize))
+
+    def add(self, scores: dict) -> None:
+        """Count one image already scored by ``score_end_to_end`` (with this metric's ``iou_threshold`` and
+        ``normalize``), for a caller that also keeps the per-image scores."""
+        self.matched += scores["matched"]
+        self.det_care += scores["det_care"]
+        self.gt_care += scores["gt_care"]
+        self.images += 1
+        self.full_text_matches += scores["full_text_match"]
 
     def get_metric(self) -> dict:
         """``{"precision", "recall", "hmean", "full_text_acc"}`` since the last reset; then resets."""

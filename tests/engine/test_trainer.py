@@ -203,7 +203,7 @@ class PlainLoader:
 
 
 def test_resume_with_a_loader_without_start_step_draws_and_drops(tmp_path):
-    from engine_tiny import AccMetric, TinyLoss, TinyNet, argmax_post, make_config
+    from engine_tiny import TinyNet, argmax_post, make_config
     from ocrforge.engine import Trainer, seed_everything
 
     def build(out, on_step=()):

@@ -45,6 +45,12 @@ def test_line_and_full_text_scores():
     assert figures["full_text_acc"] == pytest.approx(2 / 3)  # a moved box still reads the same
     assert metric.main_indicator == "hmean"
 
+    # scoring images first and adding the scores counts the same
+    added = E2EMetric()
+    for preds in (lines(BOXES, TEXTS), lines(BOXES, wrong_text), lines(moved, TEXTS)):
+        added.add(score_end_to_end(preds, gts, added.iou_threshold, added.normalize))
+    assert added.get_metric() == figures
+
 
 def test_case_spaces_and_ignored_lines():
     gts = [{"points": rect(0, 0, 40, 10), "transcription": "TOTAL RM", "difficult": False},

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ocrforge.evaluate import evaluate, hmean_interval, load_det_label_file, load_ppocrlabel_folder
+from ocrforge.evaluate import evaluate, load_det_label_file, load_ppocrlabel_folder
 
 
 def _write_split(tmp_path, image, boxes, wrong_text: str):
@@ -61,23 +61,3 @@ def test_reads_a_ppocrlabel_folder(sroie_dir):
     first = samples[0]
     assert first.path.is_file() and first.lines
     assert set(first.lines[0]) == {"points", "text", "ignore"} and first.lines[0]["points"].shape[1] == 2
-
-
-def test_hmean_interval_from_per_image_counts():
-    # identical images: every resample has the same hmean
-    same = hmean_interval([[8, 10, 10]] * 5)
-    assert same == {"hmean_ci95_low": pytest.approx(0.8), "hmean_ci95_high": pytest.approx(0.8)}
-    # varied images: the interval holds the set's figure, is reproducible, and narrows with 4x the images
-    rng = np.random.default_rng(1)
-    gt = rng.integers(20, 60, size=20)
-    matched = (gt * rng.uniform(0.7, 1.0, size=20)).astype(int)
-    counts = np.stack([matched, gt, gt], axis=1)
-    small = hmean_interval(counts)
-    point = matched.sum() / gt.sum()
-    assert small["hmean_ci95_low"] < point < small["hmean_ci95_high"]
-    assert hmean_interval(counts) == small
-    large = hmean_interval(np.tile(counts, (4, 1)))
-    width = lambda ci: ci["hmean_ci95_high"] - ci["hmean_ci95_low"]
-    assert 0.35 < width(large) / width(small) < 0.65  # about 1/sqrt(4)
-    with pytest.raises(ValueError, match="no images"):
-        hmean_interval([])
