@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from ocrforge.resources import resolve_dict_path
+
 
 class ConfigError(KeyError):
     """A config file or override that names something that is not there."""
@@ -142,3 +144,26 @@ def _plain(obj: Any) -> Any:
     if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", None) == 0:
         return obj.item()
     return obj
+
+
+def resolve_dict_paths(config: dict) -> None:
+    """Make every ``character_dict_path`` absolute, since the wheel's transforms open the path as given."""
+    glob = config["Global"]
+    if glob.get("character_dict_path"):
+        glob["character_dict_path"] = str(resolve_dict_path(glob["character_dict_path"]))
+    post = config.get("PostProcess") or {}
+    if "character_dict_path" in post or config["Architecture"]["model_type"] == "rec":
+        post["character_dict_path"] = glob["character_dict_path"]
+        post.setdefault("use_space_char", glob.get("use_space_char", False))
+
+
+def with_dict_path(config: dict, path: str | None) -> dict:
+    """A copy of ``config`` whose ``character_dict_path`` entries are ``path``: the trained model's config.yml keeps
+    the path as the params gave it (``ppocr/utils/en_dict.txt``), not this machine's resolved one, so the model
+    folder loads wherever DVC brings it."""
+    config = copy.deepcopy(config)
+    if path:
+        for section in (config["Global"], config.get("PostProcess") or {}):
+            if "character_dict_path" in section:
+                section["character_dict_path"] = path
+    return config

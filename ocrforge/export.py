@@ -85,7 +85,7 @@ def save_inference_model(model_dir: str | os.PathLike, out_dir: str | os.PathLik
     if os.environ.get("FLAGS_enable_pir_api", "1").lower() in ("0", "false"):
         _legacy_static_shims()
     from ocrforge.models.distillation import deployed_model
-    from ocrforge.training import paddle_flags
+    from ocrforge.device import paddle_flags
 
     model, config = load_trained_model(model_dir, checkpoint)
     model = deployed_model(model, config)  # a DistillationModel exports its Student only
@@ -175,7 +175,7 @@ def export_system(det_dir: str | os.PathLike, rec_dir: str | os.PathLike, out_di
                 f"different outputs (max diff "
                 f"{diffs['legacy_vs_pir']:.3g}); the old-format export is wrong, do not use it with PaddleOCR"
             )
-    from ocrforge.training import with_dict_path
+    from ocrforge.config import with_dict_path
 
     saved = {k: v for k, v in vars(settings).items() if k != "character_dict_path"}
     saved["rec_image_shape"] = list(settings.rec_image_shape)
@@ -198,12 +198,11 @@ def export_system(det_dir: str | os.PathLike, rec_dir: str | os.PathLike, out_di
 
 
 def _read_config(model_dir) -> dict:
-    from ocrforge.config import load_config
-    from ocrforge.training import _resolve_dict_paths
+    from ocrforge.config import load_config, resolve_dict_paths
 
     config = load_config(Path(model_dir) / "config.yml")
     if config["Architecture"]["model_type"] == "rec":
-        _resolve_dict_paths(config)
+        resolve_dict_paths(config)
     return config
 
 

@@ -110,7 +110,7 @@ def tune_det_postprocess(
     from ocrforge.data.det_labels import load_det_label_file
     from ocrforge.data.images import read_image
     from ocrforge.models.distillation import deployed_model
-    from ocrforge.training import build_pretrained_model
+    from ocrforge.models.build import build_pretrained_model
 
     model_dir = Path(model_dir)
     config_file, weights = model_dir / "config.yml", model_dir / f"{checkpoint}.pdparams"

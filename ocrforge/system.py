@@ -372,8 +372,8 @@ def _transform_args(config: dict, op_name: str) -> dict:
 def load_trained_model(model_dir: str | os.PathLike, checkpoint: str = "best_accuracy"):
     """The dygraph model a training run left in ``model_dir`` (``config.yml`` + ``<checkpoint>.pdparams``),
     in eval mode, and its config; for a DistillationModel, the member it deploys."""
-    from ocrforge.config import load_config
-    from ocrforge.training import _resolve_dict_paths, build_pretrained_model
+    from ocrforge.config import load_config, resolve_dict_paths
+    from ocrforge.models.build import build_pretrained_model
 
     model_dir = Path(model_dir)
     config_file, weights = model_dir / "config.yml", model_dir / f"{checkpoint}.pdparams"
@@ -386,7 +386,7 @@ def load_trained_model(model_dir: str | os.PathLike, checkpoint: str = "best_acc
     config = load_config(config_file)
     config["Global"]["pretrained_model"] = str(weights)
     if config["Architecture"]["model_type"] == "rec":
-        _resolve_dict_paths(config)
+        resolve_dict_paths(config)
     import logging
 
     quiet = logging.getLogger("ocrforge.system.load")

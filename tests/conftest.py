@@ -37,7 +37,8 @@ def trained_models(tmp_path_factory) -> Path:
     import paddle
 
     from ocrforge.config import dump_config, load_config
-    from ocrforge.training import _resolve_dict_paths, build_pretrained_model
+    from ocrforge.config import resolve_dict_paths
+    from ocrforge.models.build import build_pretrained_model
 
     root = tmp_path_factory.mktemp("models")
     quiet = logging.getLogger("ocrforge.tests.quiet")
@@ -45,7 +46,7 @@ def trained_models(tmp_path_factory) -> Path:
     for kind in ("det", "rec"):
         config = load_config(REPO_ROOT / "configs" / kind / f"ppocrv4_{kind}.yml")
         if kind == "rec":
-            _resolve_dict_paths(config)
+            resolve_dict_paths(config)
         model = build_pretrained_model(config, logger=quiet)
         out = root / kind
         out.mkdir()

