@@ -44,7 +44,7 @@ def reading_lines(boxes) -> list[list[int]]:
     extents = []
     for box in boxes:
         points = _box_points(box)
-        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+        (x0, y0), (_, y1) = points.min(axis=0), points.max(axis=0)
         extents.append((x0, (y0 + y1) / 2.0, y1 - y0))
     by_centre = sorted(range(len(extents)), key=lambda i: (extents[i][1], extents[i][0]))
     lines: list[list[int]] = []
