@@ -6,6 +6,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
+# the exact versions behind the committed results
+CONSTRAINTS := configs/constraints.txt
 export PATH := $(BIN):$(PATH)
 # paddle defaults to one OpenMP thread; use every core.
 export OMP_NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -17,16 +19,20 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	@if [ "$(GPU)" = "1" ]; then \
 	  $(BIN)/python -m pip uninstall --yes paddlepaddle && \
 	  $(BIN)/python -m pip install --quiet paddlepaddle-gpu==3.3.1 $(if $(GPU_INDEX),--index-url $(GPU_INDEX)); fi
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install ocrforge with its pinned stack (GPU=1 for paddlepaddle-gpu)
+
+lock: $(STAMP) ## pin the installed versions in configs/constraints.txt (after a deliberate upgrade; then dvc repro)
+	{ grep '^#' $(CONSTRAINTS); $(BIN)/python -m pip freeze --exclude-editable; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 repro: $(STAMP) ## run the whole pipeline on the params.yaml data with `dvc repro`
 	dvc repro
@@ -57,4 +63,4 @@ dag: $(STAMP) ## draw the pipeline's stages
 clean: ## remove the virtual environment and caches (not data/ or the DVC cache)
 	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info
 
-.PHONY: help install repro test test-fast bench infer metrics plots dag clean
+.PHONY: help install lock repro test test-fast bench infer metrics plots dag clean
