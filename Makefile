@@ -47,8 +47,10 @@ bench: $(STAMP) ## run the pytest-benchmark micro-benchmarks
 	python -m pytest tests/benchmarks --benchmark-enable --benchmark-only $(PYTEST_ARGS)
 
 IMAGES ?= data/demo/images/00000.jpg
-infer: $(STAMP) ## read IMAGES (a file or folder) with the exported models; drawings go to reports/infer
-	ocrforge infer $(IMAGES) --draw reports/infer $(if $(wildcard $(IMAGES)/.),--jsonl)
+# IMAGES as one shell word, whatever it holds (spaces, quotes): 'a b' -> 'a b', it's -> 'it'\''s'
+IMAGES_ARG = '$(subst ','\'',$(IMAGES))'
+infer: $(STAMP) ## read IMAGES (a file or folder, spaces allowed) with the exported models; drawings go to reports/infer
+	ocrforge infer $(IMAGES_ARG) --draw reports/infer $$(test -d $(IMAGES_ARG) && echo --jsonl)
 
 metrics: $(STAMP) ## show the metrics of the workspace and how they differ from HEAD
 	dvc metrics show

@@ -1,12 +1,19 @@
 """The ``ocrforge`` command: ``ocrforge infer IMAGE|DIR`` reads images with the exported models and prints JSON;
-``ocrforge stage NAME`` runs a stage registered in ``ocrforge.registry.STAGES``.
+``ocrforge stage NAME`` runs a stage registered in ``ocrforge.registry.STAGES`` (the pipeline's stages,
+``ocrforge/stages_registry.py``, and those plugins add).
 
 Output of ``infer``: for one image, one JSON object ``{"success": true, "full_text": ..., "lines": [{"box":
 [[x, y] x4], "text": ..., "score": ...}]}``; for a folder, a JSON array of such objects, each with an extra
 ``"image"`` key first (the file's path), or with ``--jsonl`` one object per line, printed as each image is read.
 Errors are JSON objects too, ``{"success": false, "error": ...}``. Exit codes: 0 all read; 1 a missing input or
-model folder; 2 an image that cannot be decoded or a failure inside OCR. Over a folder one bad image never
-stops the others and the exit code is the worst one.
+model folder, or a ``--draw`` path that is not a folder; 2 an image that cannot be decoded (empty, too large,
+not an image), a failure inside OCR, or a drawing that could not be written (its result then keeps
+``"success": true`` and adds ``"draw_error"``). Over a folder one bad image never stops the others, with one
+process or several, and the exit code is the worst one.
+
+``--draw DIR`` writes the drawing of ``a.jpg`` as ``DIR/a.jpg.png`` (the whole file name plus ``.png``), so
+``a.jpg`` and ``a.png`` of one folder get two drawings; each is written to a temporary file and renamed into
+place, so a symlink in ``DIR`` is replaced, never written through.
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ def main() -> None:
 @click.option("--model-dir", type=click.Path(path_type=Path), default=Path("models/export"), show_default=True,
               help="The folder the export stage wrote (manifest.json, det/, rec/, dict.txt).")
 @click.option("--draw", "draw_dir", type=click.Path(path_type=Path), default=None,
-              help="Save each image with its boxes and texts drawn into this folder (<name>.png).")
+              help="Save each image with its boxes and texts drawn into this folder, as <file name>.png "
+                   "(a.jpg -> a.jpg.png); created if missing.")
 @click.option("--jsonl", is_flag=True, help="Over a folder: one JSON object per line instead of one array.")
 @click.option("--det-db-thresh", type=float, default=None, help="Pixel threshold of DB (default: manifest).")
 @click.option("--det-db-box-thresh", type=float, default=None, help="Box score threshold (default: manifest).")
@@ -64,6 +72,11 @@ def infer(path: Path, model_dir: Path, draw_dir: Path | None, jsonl: bool, det_d
     if path.is_dir() and not images:
         _echo(_error(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)})"))
         sys.exit(EXIT_MISSING)
+    if draw_dir is not None:
+        problem = _prepare_draw_dir(draw_dir, path if path.is_dir() else None)
+        if problem:
+            _echo(_error(problem))
+            sys.exit(EXIT_MISSING)
     options = dict(det_db_thresh=det_db_thresh, det_db_box_thresh=det_db_box_thresh,
                    det_db_unclip_ratio=det_db_unclip_ratio, drop_score=drop_score)
     pooled = workers > 1 and len(images) > 1
@@ -112,18 +125,18 @@ def _read_one(ocr, image_path: Path, draw_dir: Path | None) -> tuple[dict, int]:
         return _error(str(exc)), EXIT_MISSING
     except ImageReadError as exc:
         return _error(str(exc)), EXIT_BAD_IMAGE
+    except Exception as exc:  # noqa: BLE001 - e.g. MemoryError on a huge image; one image must not stop a folder
+        return _error(f"reading {image_path} failed: {type(exc).__name__}: {exc}"), EXIT_BAD_IMAGE
     try:
         result = ocr.read(image)
     except Exception as exc:  # noqa: BLE001 - one failing image must not stop a folder
         return _error(f"OCR failed on {image_path}: {type(exc).__name__}: {exc}"), EXIT_BAD_IMAGE
-    if draw_dir is not None:
-        _draw(image, result, draw_dir, image_path)
-    return result.to_json(), EXIT_OK
+    return _with_drawing(image, result, draw_dir, image_path)
 
 
 def _pooled_one(outcome, image_path: Path, draw_dir: Path | None) -> tuple[dict, int]:
     """``_read_one`` for what a pool worker handed back: an OcrResult or the exception it raised."""
-    from ocrforge.system import ImageReadError, read_image
+    from ocrforge.system import ImageReadError
 
     if isinstance(outcome, FileNotFoundError):
         return _error(str(outcome)), EXIT_MISSING
@@ -131,30 +144,71 @@ def _pooled_one(outcome, image_path: Path, draw_dir: Path | None) -> tuple[dict,
         return _error(str(outcome)), EXIT_BAD_IMAGE
     if isinstance(outcome, Exception):
         return _error(f"OCR failed on {image_path}: {type(outcome).__name__}: {outcome}"), EXIT_BAD_IMAGE
-    if draw_dir is not None:
-        _draw(read_image(image_path), outcome, draw_dir, image_path)
-    return outcome.to_json(), EXIT_OK
+    return _with_drawing(None, outcome, draw_dir, image_path)
 
 
-def _draw(image, result, draw_dir: Path, image_path: Path) -> None:
+def drawing_path(draw_dir: Path, image_path: Path) -> Path:
+    """Where ``--draw`` puts the drawing of ``image_path``: its whole file name plus ``.png`` (a.jpg -> a.jpg.png),
+    so two images of one folder never share a drawing."""
+    return Path(draw_dir) / f"{image_path.name}.png"
+
+
+def _prepare_draw_dir(draw_dir: Path, image_dir: Path | None) -> str | None:
+    """Create the ``--draw`` folder before any image is read; the error to report if it cannot be one."""
+    if draw_dir.exists() and not draw_dir.is_dir():
+        return f"--draw {draw_dir} is a file, not a folder; give a folder for the drawings (created if missing)"
+    if image_dir is not None and draw_dir.resolve() == image_dir.resolve():
+        return (f"--draw {draw_dir} is the folder of the images; give another folder, so that no drawing "
+                f"(a.jpg.png) replaces an image or is read as one next time")
+    try:
+        draw_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the --draw folder {draw_dir}: {exc.strerror or exc}"
+    return None
+
+
+def _with_drawing(image, result, draw_dir: Path | None, image_path: Path) -> tuple[dict, int]:
+    """The result's JSON, after drawing it if asked; a drawing that fails keeps the result and adds
+    ``"draw_error"`` (exit code 2)."""
+    out = result.to_json()
+    if draw_dir is None:
+        return out, EXIT_OK
     from ocrforge.drawing import draw_lines, write_image
+    from ocrforge.system import read_image
 
-    drawn = draw_lines(image, [line.box for line in result.lines], [line.text for line in result.lines])
-    write_image(Path(draw_dir) / f"{image_path.stem}.png", drawn)
+    target = drawing_path(draw_dir, image_path)
+    try:
+        if image is None:
+            image = read_image(image_path)
+        drawn = draw_lines(image, [line.box for line in result.lines], [line.text for line in result.lines])
+        write_image(target, drawn)
+    except Exception as exc:  # noqa: BLE001 - the OCR result is printed whatever happens to its drawing
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        out["draw_error"] = f"drawing {image_path} into {target} failed: {type(exc).__name__}: {detail}"
+        return out, EXIT_BAD_IMAGE
+    return out, EXIT_OK
 
 
 @main.command()
 @click.argument("name")
 def stage(name: str) -> None:
-    """Run the stage registered as NAME in ocrforge.registry.STAGES (plugins add their own)."""
+    """Run the stage registered as NAME in ocrforge.registry.STAGES: a pipeline stage (split, train_rec, ...;
+    the script stages/NAME.py of the project in the current folder, as DVC runs it, but without recording it
+    in dvc.lock) or one a plugin registered."""
     from ocrforge.registry import STAGES
 
     try:
         run = STAGES.get(name)
-    except (KeyError, ModuleNotFoundError) as exc:
-        _echo(_error(f"no stage {name!r}: {exc}"))
+    except KeyError as exc:
+        _echo(_error(exc.args[0] if exc.args else str(exc)))
         sys.exit(EXIT_MISSING)
-    run()
+    from ocrforge.stages_registry import StageScriptMissing
+
+    try:
+        run()
+    except StageScriptMissing as exc:
+        _echo(_error(str(exc)))
+        sys.exit(EXIT_MISSING)
 
 
 if __name__ == "__main__":
