@@ -118,6 +118,11 @@ def _train_on(config: dict, device: str, on_eval, logger: logging.Logger) -> dic
     eval_loader = build_dataloader(config, "Eval", glob, seed) if "Eval" in config else None
     logger.info("%s training on %s: %d train samples, %s eval samples", model_type, device,
                 len(train_loader.dataset), len(eval_loader.dataset) if eval_loader else 0)
+    for name, loader in (("training", train_loader), ("validation", eval_loader)):
+        skipped = getattr(loader.dataset, "skipped_unknown_chars", []) if loader else []
+        if skipped:
+            logger.warning("%d %s label(s) skipped: they hold characters outside the dictionary (first at %s)",
+                           len(skipped), name, ", ".join(skipped[:3]))
     trainer = Trainer(
         config,
         model,
