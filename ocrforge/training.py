@@ -19,6 +19,7 @@ from ocrforge.config import dump_config, resolve_dict_paths, with_dict_path
 from ocrforge.data.loader import build_dataloader
 from ocrforge.data.label_check import check_rec_labels
 from ocrforge.device import paddle_flags, set_device
+from ocrforge.engine.checkpoint import recover_checkpoints
 from ocrforge.engine.seeding import seed_everything
 from ocrforge.engine.trainer import Trainer
 from ocrforge.models.build import build_pretrained_model
@@ -103,6 +104,7 @@ def _train_on(config: dict, device: str, on_eval, logger: logging.Logger) -> dic
         logger.info("training labels: %s", report.format())
     out_dir = Path(glob["save_model_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
+    recover_checkpoints(str(out_dir), logger)  # a killed save: finish it or drop its temporaries
     glob["data_fingerprint"] = data_fingerprint(config)
     dump_config(with_dict_path(config, dict_as_given), out_dir / "config.yml")
     clear_stale_checkpoints(config, logger)

@@ -32,7 +32,7 @@ def test_save_then_load_restores_weights_optimizer_and_schedule(tmp_path):
 
     fresh, fresh_opt, fresh_sched, _ = trained_pair(seed=1, steps=0)
     states = load_checkpoint(str(tmp_path), "latest", fresh, fresh_opt)
-    assert states["epoch"] == 2 and states["note"] == "hi" and states["format_version"] == 1
+    assert states["epoch"] == 2 and states["note"] == "hi" and states["format_version"] == 2
     for (k, a), (_, b) in zip(model.state_dict().items(), fresh.state_dict().items()):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
     assert fresh_opt.get_lr() == pytest.approx(opt.get_lr())
