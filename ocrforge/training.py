@@ -21,9 +21,10 @@ from ocrforge.data.label_check import check_rec_labels
 from ocrforge.device import paddle_flags, set_device
 from ocrforge.engine.checkpoint import recover_checkpoints
 from ocrforge.engine.seeding import seed_everything
-from ocrforge.engine.trainer import Trainer
+from ocrforge.engine.trainer import GLOBAL_KEYS, Trainer
 from ocrforge.models.build import build_pretrained_model
 from ocrforge.models.dictionary import load_dictionary
+from ocrforge.params import validate_section
 from ocrforge.registry import LOSSES, METRICS, POSTPROCESS
 
 log = logging.getLogger("ocrforge.training")
@@ -211,14 +212,54 @@ def _common_overrides(p: dict) -> dict:
         "Train.loader.num_workers": int(p.get("num_workers", 0)),
         "Eval.loader.num_workers": int(p.get("num_workers", 0)),
     }
-    out.update(p.get("overrides") or {})
     return out
 
 
-def det_config_from_params(base: dict, p: dict, data_dir: str, out_dir: str, live_dir: str) -> dict:
-    """The det config: ``base`` (configs/det/...) with the values params.yaml's ``train_det`` tunes."""
+# Global keys a training config may set although its YAML file does not list them: the engine's (see
+# ocrforge.engine.trainer) and those train() reads.
+NEW_GLOBAL_KEYS = frozenset(GLOBAL_KEYS) | {"device", "pretrained_model", "freeze", "freeze_bn", "eval_before_training",
+                                            "teacher_model", "character_dict_path", "use_space_char",
+                                            "max_text_length"}
+
+
+def apply_user_overrides(config: dict, overrides: dict | None, section_name: str) -> dict:
+    """``config`` with params.yaml's ``<section>.overrides`` applied (they win over every other value).
+
+    Each dotted key must name a key the config has (list items by index); only the documented Global keys
+    (:data:`NEW_GLOBAL_KEYS`) may be added. Otherwise a misspelt key would be ignored or make a new section."""
+    from ocrforge.config import ConfigError, merge_overrides
+
+    overrides = dict(overrides or {})
+    new_global = {k: v for k, v in overrides.items()
+                  if isinstance(k, str) and k.startswith("Global.") and k.count(".") == 1
+                  and k.split(".", 1)[1] in NEW_GLOBAL_KEYS}
+    existing = {k: v for k, v in overrides.items() if k not in new_global}
+    for key in existing:
+        if isinstance(key, str) and key.startswith("Global.") and key.count(".") == 1 \
+                and key[7:] not in (config.get("Global") or {}):
+            import difflib
+
+            known = sorted(set(config.get("Global") or {}) | NEW_GLOBAL_KEYS)
+            close = difflib.get_close_matches(key[7:], known, n=1, cutoff=0.6)
+            raise ConfigError(f"params.yaml {section_name}.overrides: override {key!r}: no key {key[7:]!r} in "
+                              f"Global{f'; did you mean {close[0]!r}?' if close else ''} (keys that may be set: "
+                              f"{', '.join(known)}). Fix the spelling.")
+    try:
+        config = merge_overrides(config, existing, allow_new_keys=False)
+    except ConfigError as exc:
+        raise ConfigError(f"params.yaml {section_name}.overrides: {exc}".replace(
+            "Fix the spelling, or pass allow_new_keys=True to add it.",
+            f"Fix the spelling; only these Global keys may be added: {', '.join(sorted(NEW_GLOBAL_KEYS))}.")) from None
+    return merge_overrides(config, new_global, allow_new_keys=True)
+
+
+def det_config_from_params(base: dict, p: dict, data_dir: str, out_dir: str, live_dir: str,
+                           section_name: str = "train_det") -> dict:
+    """The det config: ``base`` (configs/det/...) with the values params.yaml's ``train_det`` (or
+    ``section_name``: ``distill_det``) tunes; ``p`` is checked against that section's schema first."""
     from ocrforge.config import merge_overrides
 
+    validate_section(section_name, p)
     config = copy.deepcopy(base)
     set_train_crop(config, p.get("crop", "east"), int(p["crop_size"]))
     if p.get("scale_range"):
@@ -236,7 +277,8 @@ def det_config_from_params(base: dict, p: dict, data_dir: str, out_dir: str, liv
         "PostProcess.box_thresh": float(p["box_thresh"]),
         "PostProcess.unclip_ratio": float(p["unclip_ratio"]),
     })
-    return merge_overrides(config, overrides, allow_new_keys=True)
+    config = merge_overrides(config, overrides, allow_new_keys=True)
+    return apply_user_overrides(config, p.get("overrides"), section_name)
 
 
 def rec_config_from_params(base: dict, p: dict, dictionary: dict, data_dir: str, out_dir: str, live_dir: str) -> dict:
@@ -244,6 +286,8 @@ def rec_config_from_params(base: dict, p: dict, dictionary: dict, data_dir: str,
     ``dictionary`` sections (the dictionary is shared with the split stage's check)."""
     from ocrforge.config import merge_overrides
 
+    validate_section("train_rec", p)
+    validate_section("dictionary", dictionary)
     config = copy.deepcopy(base)
     channels, height, width = (int(v) for v in p["image_shape"])
     set_transform_arg(config, "Eval", "RecResizeImg", "image_shape", [channels, height, width])
@@ -267,7 +311,8 @@ def rec_config_from_params(base: dict, p: dict, dictionary: dict, data_dir: str,
         "Eval.dataset.label_file_list": [f"{data_dir}/rec/val.txt"],
         "Eval.loader.batch_size_per_card": int(p.get("eval_batch_size", 64)),
     })
-    return merge_overrides(config, overrides, allow_new_keys=True)
+    config = merge_overrides(config, overrides, allow_new_keys=True)
+    return apply_user_overrides(config, p.get("overrides"), "train_rec")
 
 
 def clear_stale_checkpoints(config: dict, logger: logging.Logger = log) -> bool:

@@ -73,6 +73,12 @@ from ocrforge.engine.seeding import get_rng_state, seed_everything, set_rng_stat
 
 logger = logging.getLogger("ocrforge.engine")
 
+# The Global keys of the table above: a config may set them even where its YAML file does not list them.
+GLOBAL_KEYS = ("epoch_num", "save_model_dir", "seed", "eval_batch_epoch", "save_every_steps", "resume", "checkpoints",
+               "early_stopping_patience", "early_stopping_min_delta", "cal_metric_during_train", "use_amp",
+               "amp_level", "scale_loss", "use_dynamic_loss_scaling", "amp_custom_black_list", "use_dvclive",
+               "dvclive_dir", "dvclive_dvcyaml", "progress_bar")
+
 LATEST = "latest"
 BEST = "best_accuracy"
 
