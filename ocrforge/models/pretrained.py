@@ -117,8 +117,7 @@ def read_params_info(info_file: str | os.PathLike) -> dict[str, str]:
             info = _DataOnlyUnpickler(fh).load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
         raise ValueError(f"{info_file} was not read ({exc}): it should be paddle's table of parameter names, a "
-                         f"pickle of plain data. Re-export the model with paddle, or delete the file to use the "
-                         f"saved names as they are") from None
+                         f"pickle of plain data. Export the model again with paddle from a source you trust") from None
     if not isinstance(info, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in info.items()):
         raise ValueError(f"{info_file} is not paddle's table of parameter names (a dict of dicts)")
     return {k: str(v.get("structured_name", k)) for k, v in info.items()}
