@@ -104,11 +104,17 @@ def _train_on(config: dict, device: str, on_eval, logger: logging.Logger) -> dic
         )
         logger.info("training labels: %s", report.format())
     out_dir = Path(glob["save_model_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    recover_checkpoints(str(out_dir), logger)  # a killed save: finish it or drop its temporaries
     glob["data_fingerprint"] = data_fingerprint(config)
-    dump_config(with_dict_path(config, dict_as_given), out_dir / "config.yml")
-    clear_stale_checkpoints(config, logger)
+    world = paddle.distributed.get_world_size()
+    if world > 1 and not paddle.distributed.is_initialized():
+        paddle.distributed.init_parallel_env()  # data parallel (paddle.distributed.launch): gloo on CPU
+    if paddle.distributed.get_rank() == 0:  # only rank 0 writes into the model folder
+        out_dir.mkdir(parents=True, exist_ok=True)
+        recover_checkpoints(str(out_dir), logger)  # a killed save: finish it or drop its temporaries
+        dump_config(with_dict_path(config, dict_as_given), out_dir / "config.yml")
+        clear_stale_checkpoints(config, logger)
+    if world > 1:
+        paddle.distributed.barrier()  # the other ranks see the model folder as rank 0 left it
 
     model = build_pretrained_model(config, logger)
     freeze(model, list(glob.get("freeze") or []), logger)
@@ -349,6 +355,8 @@ def run_training_stage(config: dict, analysis_params: dict | None, report_dir: P
 
     monitor = TrainingMonitor.from_params(analysis_params, logger=logger)
     summary = train(config, on_eval=[monitor], logger=logger)
+    if paddle.distributed.get_rank() != 0:
+        return summary  # rank 0 writes the reports
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     history = history_from_checkpoint(config["Global"]["save_model_dir"])

@@ -284,6 +284,15 @@ class Trainer:
         dist.all_gather_object(out, obj)
         return out
 
+    def _mean_over_ranks(self, sums: dict[str, float]) -> dict[str, float]:
+        """Per-rank loss sums averaged over the ranks, so every rank logs (and judges) the same record."""
+        if self.world_size == 1 or not sums:
+            return sums
+        keys = sorted(sums)
+        t = paddle.to_tensor(np.array([sums[k] for k in keys], dtype="float64"))
+        dist.all_reduce(t)
+        return {k: float(v) / self.world_size for k, v in zip(keys, t.numpy())}
+
     def _train_metric_state(self) -> dict | None:
         """The train metric's running counters (``cal_metric_during_train``), so a resumed epoch counts the
         steps trained before the interruption too."""
@@ -295,6 +304,7 @@ class Trainer:
         self.state.elapsed_s = self._elapsed()
         record = {"state": asdict(self.state), "rng": self._gather(get_rng_state()),
                   "train_metric": self._gather(self._train_metric_state()),
+                  "rank_epoch_sums": self._gather(dict(self.state.epoch_sums)),
                   "config_hash": config_hash(self.config), "world_size": self.world_size, "epoch_num": self.epoch_num}
         if self.scaler is not None:
             record["grad_scaler"] = _json_plain(self.scaler.state_dict())
@@ -337,6 +347,9 @@ class Trainer:
                            "generators seeded from Global.seed and the step, so dropout draws differ from an "
                            "uninterrupted run", directory, name)
             seed_everything(self.seed + self.state.global_step)
+        sums = record.get("rank_epoch_sums") or []
+        if self.rank < len(sums):  # this rank's own loss sums of the resumed epoch (``state`` holds rank 0's)
+            self.state.epoch_sums = dict(sums[self.rank])
         metrics = record.get("train_metric") or []
         metric_state = metrics[self.rank] if self.rank < len(metrics) else None
         if metric_state is not None and self.state.step_in_epoch > 0 and hasattr(self.metric, "set_accumulated"):
@@ -571,7 +584,7 @@ class Trainer:
                 busy = st.epoch_wait_s + st.epoch_busy_s
                 steps = max(st.step_in_epoch, 1)
                 record: dict[str, Any] = {"epoch": epoch + 1}
-                record.update({f"train/{k}": v / steps for k, v in st.epoch_sums.items()})
+                record.update({f"train/{k}": v / steps for k, v in self._mean_over_ranks(st.epoch_sums).items()})
                 record["train/lr"] = self.current_lr()
                 record["train/samples_per_s"] = st.epoch_samples / busy if busy else 0.0
                 record["train/data_wait_share"] = st.epoch_wait_s / busy if busy else 0.0
@@ -584,6 +597,7 @@ class Trainer:
                 if self.eval_loader is not None and self.eval_every and ((epoch + 1) % self.eval_every == 0 or last):
                     record.update({f"val/{k}": v for k, v in self.evaluate().items()})
                     reason, is_best = self._after_eval(epoch, record)
+                    reason = self._gather(reason)[0]  # every rank stops with rank 0 (the train losses differ)
                 st.total_samples += st.epoch_samples
                 st.total_wait_s += st.epoch_wait_s
                 st.total_busy_s += st.epoch_busy_s
