@@ -88,3 +88,31 @@ def test_a_killed_two_process_run_resumes_to_one_process_weights_and_only_rank_0
     diff = max(float(np.abs(ranks[0][k] - ref[k]).max()) for k in ref)
     print(f"max abs weight difference, 2 processes x 4 vs 1 process x 8: {diff:.3g}")
     assert diff < 1e-5, diff
+
+
+@pytest.mark.slow
+def test_the_train_rec_stage_runs_data_parallel_and_only_rank_0_writes(tmp_path, repo_root):
+    """What `python -m paddle.distributed.launch --nproc_per_node 2 stages/train_rec.py` runs: the real
+    PP-OCRv4 recogniser on 8 + 4 tiny crops, 2 CPU processes of 2 crops a step."""
+    sys.path.insert(0, str(repo_root / "tests" / "data"))
+    from test_loader_data import REC_TEXTS, write_rec_data
+
+    data, models, reports, audit = (tmp_path / n for n in ("data", "rec", "reports", "audit"))
+    write_rec_data(data, REC_TEXTS[:8])
+    write_rec_data(data, REC_TEXTS[8:], split="val")
+    proc = subprocess.run(
+        [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
+         str(tmp_path / "log"), os.path.join(HERE, "ddp_stage_worker.py"), str(repo_root), str(data), str(models),
+         str(reports), str(audit)],
+        cwd=str(repo_root), env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=400)
+    logs = "".join((tmp_path / "log" / f"workerlog.{r}").read_text() for r in range(2)
+                   if (tmp_path / "log" / f"workerlog.{r}").exists())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:] + logs[-3000:]
+    written = {r: {os.path.relpath(p, tmp_path) for p in (audit / f"rank{r}.writes").read_text().split()}
+               for r in range(2)}
+    assert written[1] == set(), sorted(written[1])[:10]
+    assert {"rec/config.yml", "rec/latest.pdparams", "rec/best_accuracy.pdparams", "rec/train.log",
+            "reports/report.md", "reports/summary.json"} <= written[0]
+    states = json.loads((models / "latest.states.json").read_text())
+    assert states["world_size"] == 2 and states["state"]["global_step"] == 2  # 8 crops / (2 ranks x 2)
+    assert json.loads((reports / "summary.json").read_text())["epochs_run"] == 1
