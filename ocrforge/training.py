@@ -255,7 +255,8 @@ def apply_user_overrides(config: dict, overrides: dict | None, section_name: str
     except ConfigError as exc:
         raise ConfigError(f"params.yaml {section_name}.overrides: {exc}".replace(
             "Fix the spelling, or pass allow_new_keys=True to add it.",
-            f"Fix the spelling; only these Global keys may be added: {', '.join(sorted(NEW_GLOBAL_KEYS))}.")) from None
+            "Fix the spelling (a key the config lacks may be added only in Global, and only one the engine "
+            "documents: ocrforge.training.NEW_GLOBAL_KEYS).")) from None
     return merge_overrides(config, new_global, allow_new_keys=True)
 
 

@@ -31,7 +31,8 @@ class LabelError(ValueError):
         self.problems = problems
         lines = "".join(f"\n  {p}" for p in problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        headline = headline or f"{len(problems)} problem(s) in {label_file}:"
+        files = sorted({str(p.file) for p in problems}) or [str(label_file)]
+        headline = headline or f"{len(problems)} problem(s) in {' and '.join(files)}:"
         super().__init__(
             f"{headline}{lines}{more}\n"
             f"Fix these lines (PPOCRLabel can re-open the folder), or set "

@@ -163,7 +163,7 @@ def test_a_byte_that_is_not_utf8_is_reported_with_its_file_and_line(tmp_path, wh
                 f"Re-save {where} as UTF-8")
     with pytest.raises(LabelError) as info:
         load_ppocrlabel(label, on_error="stop")
-    assert expected in str(info.value) and "1 problem(s)" in str(info.value)
+    assert expected in str(info.value) and str(info.value).startswith(f"1 problem(s) in {tmp_path / where}:")
     result = load_ppocrlabel(label, on_error="skip")
     assert [im.key for im in result.images] == ["imgs/a.jpg", "imgs/c.jpg"]
     assert [str(p) for p in result.problems][0].startswith(expected) and len(result.problems) == 1
