@@ -597,7 +597,7 @@ class Trainer:
                 if self.eval_loader is not None and self.eval_every and ((epoch + 1) % self.eval_every == 0 or last):
                     record.update({f"val/{k}": v for k, v in self.evaluate().items()})
                     reason, is_best = self._after_eval(epoch, record)
-                    reason = self._gather(reason)[0]  # every rank stops with rank 0 (the train losses differ)
+                    reason = self._gather(reason)[0]  # every rank stops with rank 0, whatever its own callbacks said
                 st.total_samples += st.epoch_samples
                 st.total_wait_s += st.epoch_wait_s
                 st.total_busy_s += st.epoch_busy_s
