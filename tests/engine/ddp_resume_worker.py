@@ -11,31 +11,10 @@ import sys
 
 out_dir, audit_dir, kill_at = os.path.abspath(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 rank = int(os.environ.get("PADDLE_TRAINER_ID", "0"))
-os.makedirs(audit_dir, exist_ok=True)
-_log = open(os.path.join(audit_dir, f"rank{rank}.writes"), "a", buffering=1)
-
-
-def _audit(event, args):
-    if event == "open":
-        path, mode, flags = args
-        writing = (mode is not None and any(c in mode for c in "wax+")) or \
-                  (mode is None and isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
-        paths = [path] if writing else []
-    elif event in ("os.rename", "os.replace"):
-        paths = [args[1]]
-    elif event in ("os.remove", "os.unlink", "os.mkdir"):
-        paths = [args[0]]
-    else:
-        return
-    for p in paths:
-        if isinstance(p, (str, bytes, os.PathLike)):
-            p = os.path.abspath(os.fsdecode(p))
-            if p.startswith(out_dir):
-                _log.write(p + "\n")
-
-
-sys.addaudithook(_audit)
 sys.path.insert(0, os.path.dirname(__file__))
+from write_audit import record_writes  # noqa: E402
+
+record_writes(audit_dir, (out_dir,))
 
 import numpy as np  # noqa: E402
 

@@ -9,32 +9,10 @@ import os
 import sys
 
 repo, data_dir, model_dir, report_dir, audit_dir = sys.argv[1:6]
-rank = int(os.environ.get("PADDLE_TRAINER_ID", "0"))
-watched = (os.path.abspath(model_dir), os.path.abspath(report_dir))
-os.makedirs(audit_dir, exist_ok=True)
-_log = open(os.path.join(audit_dir, f"rank{rank}.writes"), "a", buffering=1)
+sys.path.insert(0, os.path.dirname(__file__))
+from write_audit import record_writes  # noqa: E402
 
-
-def _audit(event, args):
-    if event == "open":
-        path, mode, flags = args
-        writing = (mode is not None and any(c in mode for c in "wax+")) or \
-                  (mode is None and isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
-        paths = [path] if writing else []
-    elif event in ("os.rename", "os.replace"):
-        paths = [args[1]]
-    elif event in ("os.remove", "os.unlink", "os.mkdir"):
-        paths = [args[0]]
-    else:
-        return
-    for p in paths:
-        if isinstance(p, (str, bytes, os.PathLike)):
-            p = os.path.abspath(os.fsdecode(p))
-            if p.startswith(watched):
-                _log.write(p + "\n")
-
-
-sys.addaudithook(_audit)
+record_writes(audit_dir, (model_dir, report_dir))
 
 from pathlib import Path  # noqa: E402
 
