@@ -170,10 +170,8 @@ def prelabel(folder: Path, model_dir: Path, report: Path | None, measure: str, d
     from ocrforge import prelabel as pl
     from ocrforge.system import read_manifest
 
-    if not folder.is_dir():
-        _echo(_error(f"{folder} is not a folder; give the folder of images you open in PPOCRLabel"))
-        sys.exit(EXIT_MISSING)
     try:
+        pl.list_folder(folder)
         threshold = float(read_manifest(model_dir)["settings"]["drop_score"]) if drop_score is None else drop_score
         reader, close = pl.open_reader(model_dir, workers)
     except FileNotFoundError as exc:

@@ -119,6 +119,17 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def list_folder(folder: Path) -> list[Path]:
+    """:func:`list_images`, or FileNotFoundError saying what to give when ``folder`` is not a folder of images."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder; give the folder of images you open in PPOCRLabel")
+    images = list_images(folder)
+    if not images:
+        raise FileNotFoundError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); give the folder of "
+                                f"images you open in PPOCRLabel, not the folder above it")
+    return images
+
+
 def _split_rows(data: bytes) -> list[bytes]:
     """The lines of a file, each with its own line ending; a leading UTF-8 BOM stays on the first line."""
     return data.splitlines(keepends=True)
@@ -289,12 +300,7 @@ def prelabel_folder(
     if measure not in CONFIDENCE_MEASURES:
         raise ValueError(f"unknown confidence measure {measure!r}; choose one of {sorted(CONFIDENCE_MEASURES)}")
     folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder; give the folder of images you open in PPOCRLabel")
-    images = list_images(folder)
-    if not images:
-        raise FileNotFoundError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); give the folder of "
-                                f"images you open in PPOCRLabel, not the folder above it")
+    images = list_folder(folder)
     result = PrelabelResult(folder=folder, measure=measure)
     report_path = Path(report) if report else folder / REPORT_FILE
     result.report_path, result.order_path = report_path, report_path.parent / ORDER_FILE
