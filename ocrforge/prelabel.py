@@ -312,6 +312,14 @@ def prelabel_folder(
 
     new_rows: dict[str, str] = {}
     ranking = []
+    unnamable = [(p, k) for p, k in todo if any(c in p.name for c in "\t\r\n")]
+    for path, _ in unnamable:
+        error = {"image": str(path), "error": "its file name holds a tab or line break, which Label.txt cannot "
+                                             "hold; rename the file"}
+        result.failed.append(error)
+        if on_error:
+            on_error(error)
+    todo = [item for item in todo if item not in unnamable]
     for (path, key), outcome in zip(todo, reader([p for p, _ in todo])):
         if isinstance(outcome, Exception):
             error = {"image": str(path), "error": f"{type(outcome).__name__}: {outcome}"}
