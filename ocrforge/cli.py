@@ -155,11 +155,15 @@ def _draw(image, result, draw_dir: Path, image_path: Path) -> None:
                    "prelabel_order.txt goes beside it.")
 @click.option("--measure", type=click.Choice(sorted(CONFIDENCE_MEASURES)), default=DEFAULT_MEASURE,
               show_default=True, help="How an image's confidence is scored for the ranking (README).")
+@click.option("--expected-lines", type=click.IntRange(min=0), default=None,
+              help="The number of lines each image should hold (e.g. 1 for a plate): images with another "
+                   "count rank first.")
 @click.option("--drop-score", type=float, default=None,
               help="Do not write lines read below this score (default: the export's manifest).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Read images in this many processes at once (1 thread each).")
-def prelabel(folder: Path, model_dir: Path, report: Path | None, measure: str, drop_score, workers: int) -> None:
+def prelabel(folder: Path, model_dir: Path, report: Path | None, measure: str, expected_lines: int | None,
+             drop_score, workers: int) -> None:
     """Pre-label the images of FOLDER for PPOCRLabel with your model, least certain first.
 
     Writes FOLDER/Label.txt and FOLDER/Cache.cach (predictions of every image not listed in fileState.txt;
@@ -182,6 +186,7 @@ def prelabel(folder: Path, model_dir: Path, report: Path | None, measure: str, d
         sys.exit(EXIT_BAD_IMAGE)
     try:
         result = pl.prelabel_folder(folder, reader, drop_score=threshold, measure=measure, report=report,
+                                    expected_lines=expected_lines,
                                     model_dir=model_dir,
                                     on_error=lambda e: click.echo(json.dumps({"success": False, **e},
                                                                              ensure_ascii=False), err=True))

@@ -84,6 +84,7 @@ class PrelabelResult:
     missing_images: list[str] = field(default_factory=list)
     ranking: list[dict] = field(default_factory=list)
     measure: str = DEFAULT_MEASURE
+    expected_lines: int | None = None
     report_path: Path | None = None
     order_path: Path | None = None
 
@@ -268,10 +269,17 @@ def open_reader(model_dir: str | os.PathLike, workers: int = 1):
     return read_each, lambda: None
 
 
-def confidence_row(key: str, kept: Sequence[float], read: Sequence[float], measure: str) -> dict:
-    """The ranking entry of one image: every measure, and ``confidence`` = the chosen one."""
+def confidence_row(key: str, kept: Sequence[float], read: Sequence[float], measure: str,
+                   expected_lines: int | None = None) -> dict:
+    """The ranking entry of one image: every measure, and ``confidence`` = the chosen one. With
+    ``expected_lines`` (the number of lines every image should hold, e.g. 1 for a plate), the confidence is
+    lowered by ``|lines - expected_lines|``, so an image with another count ranks before every image with the
+    expected count (the measures lie in [0, 1])."""
     values = {name: round(float(fn(kept, read)), 5) for name, fn in CONFIDENCE_MEASURES.items()}
-    return {"image": key, "confidence": values[measure], "lines": len(kept), **values}
+    confidence = values[measure]
+    if expected_lines is not None:
+        confidence = round(confidence - abs(len(kept) - expected_lines), 5)
+    return {"image": key, "confidence": confidence, "lines": len(kept), **values}
 
 
 def rank(rows: list[dict]) -> list[dict]:
@@ -285,6 +293,7 @@ def prelabel_folder(
     *,
     drop_score: float,
     measure: str = DEFAULT_MEASURE,
+    expected_lines: int | None = None,
     report: str | os.PathLike | None = None,
     model_dir: str | os.PathLike | None = None,
     on_error: Callable[[dict], None] | None = None,
@@ -293,7 +302,7 @@ def prelabel_folder(
 
     ``reader(paths) -> iterable of OcrResult | Exception`` in input order (read with drop score 0, so the
     dropped lines still count in ``min_read_score``); lines scoring under ``drop_score`` are not written.
-    ``report``: the JSON report's path (default ``<folder>/prelabel_report.json``); the order file
+    ``expected_lines``: see :func:`confidence_row`. ``report``: the JSON report's path (default ``<folder>/prelabel_report.json``); the order file
     ``prelabel_order.txt`` goes beside it. ``on_error`` gets ``{"image", "error"}`` for each image that could
     not be read, as it happens.
     """
@@ -301,7 +310,7 @@ def prelabel_folder(
         raise ValueError(f"unknown confidence measure {measure!r}; choose one of {sorted(CONFIDENCE_MEASURES)}")
     folder = Path(folder)
     images = list_folder(folder)
-    result = PrelabelResult(folder=folder, measure=measure)
+    result = PrelabelResult(folder=folder, measure=measure, expected_lines=expected_lines)
     report_path = Path(report) if report else folder / REPORT_FILE
     result.report_path, result.order_path = report_path, report_path.parent / ORDER_FILE
     listed = listed_images(folder / STATE_FILE)
@@ -330,7 +339,8 @@ def prelabel_folder(
         kept = [line for line in outcome.lines if line.score >= drop_score]
         new_rows[path_tail(key)] = label_row(key, kept)
         result.predicted.append(key)
-        ranking.append(confidence_row(key, [l.score for l in kept], [l.score for l in outcome.lines], measure))
+        ranking.append(confidence_row(key, [l.score for l in kept], [l.score for l in outcome.lines], measure,
+                                      expected_lines))
     result.kept_checked = [key for _, key in result.kept_checked]
     result.ranking = rank(ranking)
 
@@ -359,6 +369,7 @@ def _write_report(result: PrelabelResult, model_dir, drop_score: float) -> None:
         "folder": str(result.folder.resolve()),
         "model_dir": str(Path(model_dir).resolve()) if model_dir else None,
         "measure": result.measure,
+        "expected_lines": result.expected_lines,
         "drop_score": drop_score,
         "predicted": len(result.predicted),
         "kept_checked": result.kept_checked,

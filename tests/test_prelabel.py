@@ -82,6 +82,10 @@ def test_ranking_is_by_confidence_then_name():
     assert rows[0] == {"image": "f/b.jpg", "confidence": 0.6, "lines": 2, "min_score": 0.6, "mean_score": 0.75,
                        "min_read_score": 0.2, "product_score": 0.54}
     assert [r["image"] for r in rank(rows)] == ["f/a.jpg", "f/b.jpg", "f/c.jpg"]
+    expected_one = [confidence_row(r["image"], [r["min_score"]] * r["lines"], [], "min_score", expected_lines=1)
+                    for r in rows]
+    assert [(r["image"], r["confidence"]) for r in rank(expected_one)] == [
+        ("f/a.jpg", -1.0), ("f/b.jpg", -0.4), ("f/c.jpg", 0.6)]
     by_read = [confidence_row(r["image"], [], [r["min_read_score"]], "min_read_score") for r in rows]
     assert [r["image"] for r in rank(by_read)] == ["f/b.jpg", "f/a.jpg", "f/c.jpg"]
 

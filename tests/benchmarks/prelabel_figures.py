@@ -103,15 +103,15 @@ def score(work: Path) -> dict:
     names = sorted(per_image)
     wrong = [not per_image[k]["convention"] for k in names]
     wrong_rate = sum(wrong) / n
-    candidates = ["min_score", "mean_score", "min_read_score", "product_score", "line_count"]
-    for measure in candidates:
-        if measure == "line_count":  # plates: one labelled line per image, so |lines - 1| (more: less certain)
-            conf = [-abs(rows[k]["lines"] - 1) + 1e-3 * rows[k]["min_score"] for k in names]
-        else:
-            conf = [rows[k][measure] for k in names]
+    candidates = [(m, None) for m in ("min_score", "mean_score", "min_read_score", "product_score")]
+    candidates += [("min_score", 1), ("product_score", 1)]  # --expected-lines 1: one plate per photo
+    for measure, expected in candidates:
+        label = measure if expected is None else f"{measure} --expected-lines {expected}"
+        # the confidence prelabel_folder gives (confidence_row): the measure, less |lines - expected|
+        conf = [rows[k][measure] - (abs(rows[k]["lines"] - expected) if expected is not None else 0) for k in names]
         order = sorted(range(n), key=lambda i: (conf[i], names[i]))
         first = order[:top]
-        measures[measure] = {
+        measures[label] = {
             "wrong_in_first_20pct": round(sum(wrong[i] for i in first) / top, 4),
             "share_of_wrong_caught_in_first_20pct": round(sum(wrong[i] for i in first) / max(1, sum(wrong)), 4),
             "auroc": round(auroc(conf, wrong), 4),
