@@ -5,6 +5,7 @@ reported and skipped, the ranking as the scores say."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -156,23 +157,27 @@ def test_rerun_keeps_checked_labels_byte_for_byte_and_merges(batch, exported_dir
 def test_ranking_follows_the_scores(first_run, direct_reads, exported_dir, tmp_path):
     folder = first_run[0]
     report = json.loads((folder / "prelabel_report.json").read_text())
-    assert report["measure"] == "min_score"
+    assert report["measure"] == "product_score"
     by_image = {r["image"].split("/")[1]: r for r in report["order"]}
     for name, read in direct_reads.items():
         scores = [line.score for line in read.lines]
         assert by_image[name]["min_score"] == pytest.approx(min(scores, default=0.0), abs=1e-5)
         assert by_image[name]["mean_score"] == pytest.approx(sum(scores) / len(scores) if scores else 0.0, abs=1e-5)
+        assert by_image[name]["product_score"] == pytest.approx(math.prod(scores) if scores else 0.0, abs=1e-5)
+        assert by_image[name]["confidence"] == by_image[name]["product_score"]
         assert by_image[name]["lines"] == len(scores)
-    expected = sorted(by_image, key=lambda n: (by_image[n]["min_score"], n))
+    expected = sorted(by_image, key=lambda n: (by_image[n]["product_score"], n))
     assert [r["image"].split("/")[1] for r in report["order"]] == expected
     assert [r["rank"] for r in report["order"]] == [1, 2, 3]
     assert (folder / "prelabel_order.txt").read_text().splitlines() == expected
 
     batch = tmp_path / "new_batch"
     shutil.copytree(folder, batch)
-    code, _, _ = prelabel(batch, "--model-dir", exported_dir, "--measure", "mean_score",
+    code, _, _ = prelabel(batch, "--model-dir", exported_dir, "--measure", "min_score", "--expected-lines", "1",
                           "--report", tmp_path / "reports" / "r.json")
     assert code == 2
     other = json.loads((tmp_path / "reports" / "r.json").read_text())
-    assert [r["confidence"] for r in other["order"]] == sorted(by_image[n]["mean_score"] for n in by_image)
+    assert (other["measure"], other["expected_lines"]) == ("min_score", 1)
+    want = sorted((round(by_image[n]["min_score"] - abs(by_image[n]["lines"] - 1), 5), f"new_batch/{n}") for n in by_image)
+    assert [(r["confidence"], r["image"]) for r in other["order"]] == want
     assert (tmp_path / "reports" / "prelabel_order.txt").is_file()
