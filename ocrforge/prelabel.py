@@ -303,9 +303,9 @@ def prelabel_folder(
 
     ``reader(paths) -> iterable of OcrResult | Exception`` in input order (read with drop score 0, so the
     dropped lines still count in ``min_read_score``); lines scoring under ``drop_score`` are not written.
-    ``expected_lines``: see :func:`confidence_row`. ``report``: the JSON report's path (default ``<folder>/prelabel_report.json``); the order file
-    ``prelabel_order.txt`` goes beside it. ``on_error`` gets ``{"image", "error"}`` for each image that could
-    not be read, as it happens.
+    ``expected_lines``: see :func:`confidence_row`. ``report``: the JSON report's path (default
+    ``<folder>/prelabel_report.json``); the order file ``prelabel_order.txt`` goes beside it. ``on_error`` gets
+    ``{"image", "error"}`` for each image that could not be read, as it happens.
     """
     if measure not in CONFIDENCE_MEASURES:
         raise ValueError(f"unknown confidence measure {measure!r}; choose one of {sorted(CONFIDENCE_MEASURES)}")

@@ -81,7 +81,8 @@ def test_bad_images_are_reported_and_the_rest_labelled(first_run):
     errors = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert [e["image"] for e in errors] == [str(folder / "eu_corrupt.png"), str(folder / "eu_zero.jpg")]
     assert "not an image OpenCV can decode" in errors[0]["error"]
-    assert errors[1]["error"] == f"ImageReadError: {folder / 'eu_zero.jpg'} is empty (0 bytes); copy the image again or remove it"
+    assert errors[1]["error"] == (f"ImageReadError: {folder / 'eu_zero.jpg'} is empty (0 bytes); "
+                                  f"copy the image again or remove it")
     report = json.loads((folder / "prelabel_report.json").read_text())
     assert report["failed"] == [{"image": e["image"], "error": e["error"]} for e in errors]
     keys = [row.split(b"\t")[0] for row in rows(folder / "Label.txt")]
@@ -129,7 +130,8 @@ def test_rerun_keeps_checked_labels_byte_for_byte_and_merges(batch, exported_dir
     # a checked image was deleted since; eu_eu11 stays unchecked with a stale line; a new photo arrives.
     human = ('new_batch/eu_eu1.jpg\t[{"transcription": "M5XSX", "points": [[199, 170], [300, 170], [300, 193], '
              '[199, 193]], "difficult": false}]\n').encode()
-    gone = 'new_batch/gone.jpg\t[{"transcription": "ÄB", "points": [[1, 1], [9, 1], [9, 5], [1, 5]], "difficult": false}]\r\n'.encode()
+    gone = ('new_batch/gone.jpg\t[{"transcription": "ÄB", "points": [[1, 1], [9, 1], [9, 5], [1, 5]], '
+            '"difficult": false}]\r\n').encode()
     label.write_bytes(human + first[1] + b"new_batch/eu_eu11.jpg\t[stale]\n" + gone)
     state_bytes = b"new_batch/eu_eu1.jpg\t1\n/some/other/machine/new_batch/eu_eu10.jpg\t0\nnew_batch/gone.jpg\t1\n"
     state.write_bytes(state_bytes)
@@ -178,6 +180,7 @@ def test_ranking_follows_the_scores(first_run, direct_reads, exported_dir, tmp_p
     assert code == 2
     other = json.loads((tmp_path / "reports" / "r.json").read_text())
     assert (other["measure"], other["expected_lines"]) == ("min_score", 1)
-    want = sorted((round(by_image[n]["min_score"] - abs(by_image[n]["lines"] - 1), 5), f"new_batch/{n}") for n in by_image)
+    want = sorted((round(by_image[n]["min_score"] - abs(by_image[n]["lines"] - 1), 5), f"new_batch/{n}")
+                  for n in by_image)
     assert [(r["confidence"], r["image"]) for r in other["order"]] == want
     assert (tmp_path / "reports" / "prelabel_order.txt").is_file()
