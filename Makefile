@@ -52,6 +52,12 @@ IMAGES_ARG = '$(subst ','\'',$(IMAGES))'
 infer: $(STAMP) ## read IMAGES (a file or folder, spaces allowed) with the exported models; drawings go to reports/infer
 	ocrforge infer $(IMAGES_ARG) --draw reports/infer $$(test -d $(IMAGES_ARG) && echo --jsonl)
 
+FOLDER ?=
+MODEL_DIR ?= models/export
+prelabel: $(STAMP) ## pre-label FOLDER's new images for PPOCRLabel with MODEL_DIR; least certain first in FOLDER/prelabel_order.txt
+	@test -n "$(FOLDER)" || { echo 'usage: make prelabel FOLDER=path/to/images [MODEL_DIR=models/export]'; exit 1; }
+	ocrforge prelabel "$(FOLDER)" --model-dir "$(MODEL_DIR)"
+
 metrics: $(STAMP) ## show the metrics of the workspace and how they differ from HEAD
 	dvc metrics show
 	dvc metrics diff
@@ -65,4 +71,4 @@ dag: $(STAMP) ## draw the pipeline's stages
 clean: ## remove the virtual environment and caches (not data/ or the DVC cache)
 	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info
 
-.PHONY: help install lock repro test test-fast bench infer metrics plots dag clean
+.PHONY: help install lock repro test test-fast bench infer prelabel metrics plots dag clean

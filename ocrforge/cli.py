@@ -1,4 +1,5 @@
 """The ``ocrforge`` command: ``ocrforge infer IMAGE|DIR`` reads images with the exported models and prints JSON;
+``ocrforge prelabel DIR`` writes the models' reading of a folder for PPOCRLabel (see ocrforge/prelabel.py);
 ``ocrforge stage NAME`` runs a stage registered in ``ocrforge.registry.STAGES`` (the pipeline's stages,
 ``ocrforge/stages_registry.py``, and those plugins add).
 
@@ -23,6 +24,8 @@ import sys
 from pathlib import Path
 
 import click
+
+from ocrforge.prelabel import CONFIDENCE_MEASURES, DEFAULT_MEASURE
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 EXIT_OK, EXIT_MISSING, EXIT_BAD_IMAGE = 0, 1, 2
@@ -187,6 +190,59 @@ def _with_drawing(image, result, draw_dir: Path | None, image_path: Path) -> tup
         out["draw_error"] = f"drawing {image_path} into {target} failed: {type(exc).__name__}: {detail}"
         return out, EXIT_BAD_IMAGE
     return out, EXIT_OK
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--model-dir", type=click.Path(path_type=Path), default=Path("models/export"), show_default=True,
+              help="The folder the export stage wrote (your trained model).")
+@click.option("--report", type=click.Path(path_type=Path), default=None,
+              help="Where to write the ranking report (default FOLDER/prelabel_report.json); "
+                   "prelabel_order.txt goes beside it.")
+@click.option("--measure", type=click.Choice(sorted(CONFIDENCE_MEASURES)), default=DEFAULT_MEASURE,
+              show_default=True, help="How an image's confidence is scored for the ranking (README).")
+@click.option("--expected-lines", type=click.IntRange(min=0), default=None,
+              help="The number of lines each image should hold (e.g. 1 for a plate): images with another "
+                   "count rank first.")
+@click.option("--drop-score", type=float, default=None,
+              help="Do not write lines read below this score (default: the export's manifest).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Read images in this many processes at once (1 thread each).")
+def prelabel(folder: Path, model_dir: Path, report: Path | None, measure: str, expected_lines: int | None,
+             drop_score, workers: int) -> None:
+    """Pre-label the images of FOLDER for PPOCRLabel with your model, least certain first.
+
+    Writes FOLDER/Label.txt and FOLDER/Cache.cach (predictions of every image not listed in fileState.txt;
+    listed, i.e. checked, images keep their labels byte for byte), and the ranking report. Prints a JSON
+    summary; each unreadable image is a JSON line on stderr. Exit codes: 0 all read; 1 a missing folder or
+    model; 2 some images could not be read (the others were labelled).
+    """
+    from ocrforge import prelabel as pl
+    from ocrforge.system import read_manifest
+
+    try:
+        pl.list_folder(folder)
+        threshold = float(read_manifest(model_dir)["settings"]["drop_score"]) if drop_score is None else drop_score
+        reader, close = pl.open_reader(model_dir, workers)
+    except FileNotFoundError as exc:
+        _echo(_error(str(exc)))
+        sys.exit(EXIT_MISSING)
+    except Exception as exc:  # noqa: BLE001 - a broken export is reported as JSON, not a traceback
+        _echo(_error(f"loading the models in {model_dir} failed: {type(exc).__name__}: {exc}"))
+        sys.exit(EXIT_BAD_IMAGE)
+    try:
+        result = pl.prelabel_folder(folder, reader, drop_score=threshold, measure=measure, report=report,
+                                    expected_lines=expected_lines,
+                                    model_dir=model_dir,
+                                    on_error=lambda e: click.echo(json.dumps({"success": False, **e},
+                                                                             ensure_ascii=False), err=True))
+    except FileNotFoundError as exc:
+        _echo(_error(str(exc)))
+        sys.exit(EXIT_MISSING)
+    finally:
+        close()
+    _echo(result.summary())
+    sys.exit(EXIT_BAD_IMAGE if result.failed else EXIT_OK)
 
 
 @main.command()

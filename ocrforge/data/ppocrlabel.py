@@ -182,6 +182,16 @@ def _is_checked(states: dict[str, bool], key: str, abs_path: Path) -> bool:
     return False
 
 
+def _image_path(root: Path, key: str) -> Path:
+    """Where the image of ``key`` is. PPOCRLabel keeps Label.txt inside the image folder and writes keys as
+    ``<that folder's name>/<image>``; other layouts put Label.txt beside the image folder."""
+    path = (root / key).resolve()
+    parts = Path(key.replace("\\", "/")).parts
+    if not path.exists() and len(parts) == 2 and parts[0] == root.name:
+        return (root / parts[1]).resolve()
+    return path
+
+
 def _polygon_area(points: np.ndarray) -> float:
     x, y = points[:, 0], points[:, 1]
     return 0.5 * float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
@@ -276,7 +286,7 @@ def load_ppocrlabel(
             )
             result.skipped_images += 1
             continue
-        abs_path = (root / key).resolve()
+        abs_path = _image_path(root, key)
         if states is not None and not _is_checked(states, key, abs_path):
             result.unchecked.append(key)
             continue
