@@ -52,6 +52,18 @@ IMAGES_ARG = '$(subst ','\'',$(IMAGES))'
 infer: $(STAMP) ## read IMAGES (a file or folder, spaces allowed) with the exported models; drawings go to reports/infer
 	ocrforge infer $(IMAGES_ARG) --draw reports/infer $$(test -d $(IMAGES_ARG) && echo --jsonl)
 
+MODEL_DIR ?= models/export
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+serve: $(STAMP) ## serve MODEL_DIR over HTTP on HOST:PORT with WORKERS processes (POST /ocr, GET /health, a page at /)
+	ocrforge serve --model-dir "$(MODEL_DIR)" --host "$(HOST)" --port "$(PORT)" --workers "$(WORKERS)"
+
+BENCH_IMAGES ?= data/split
+serve-bench: $(STAMP) ## load-test the server vs OCRPool on BENCH_IMAGES (reports/serve_bench.json, .md)
+	python -m ocrforge.serve.loadtest --model-dir "$(MODEL_DIR)" --images "$(BENCH_IMAGES)" --workers 2 \
+	  --out reports/serve_bench
+
 metrics: $(STAMP) ## show the metrics of the workspace and how they differ from HEAD
 	dvc metrics show
 	dvc metrics diff
@@ -65,4 +77,4 @@ dag: $(STAMP) ## draw the pipeline's stages
 clean: ## remove the virtual environment and caches (not data/ or the DVC cache)
 	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info
 
-.PHONY: help install lock repro test test-fast bench infer metrics plots dag clean
+.PHONY: help install lock repro test test-fast bench infer serve serve-bench metrics plots dag clean

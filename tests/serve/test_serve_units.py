@@ -90,3 +90,10 @@ def test_serve_backend_is_paddle_only():
 
     result = CliRunner().invoke(main, ["serve", "--backend", "onnx"])
     assert result.exit_code == 2 and "Invalid value for '--backend': 'onnx' is not 'paddle'" in result.output
+
+
+def test_loadtest_find_images_says_what_it_needs(tmp_path):
+    from ocrforge.serve.loadtest import find_images
+
+    with pytest.raises(FileNotFoundError, match="is neither a split folder"):
+        find_images(tmp_path)
