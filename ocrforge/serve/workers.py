@@ -204,7 +204,7 @@ class WorkerPool:
             try:
                 worker = await asyncio.wait_for(self._idle.get(), max(0.0, deadline - loop.time()))
             except TimeoutError:
-                raise WorkerError(503, f"all {self.size} OCR workers stayed busy for {self.timeout:.0f} s; send the "
+                raise WorkerError(503, f"all {self.size} OCR workers stayed busy for {self.timeout:g} s; send the "
                                        f"image again later, or start the server with more --workers") from None
             if worker.process.is_alive():
                 break
@@ -222,8 +222,8 @@ class WorkerPool:
                                    f"{code}); it is being replaced. If the image is what crashed it, sending it "
                                    f"again will fail again") from None
         except _Overran:
-            self._replace(worker, f"overran --timeout {self.timeout:.0f} s")
-            raise WorkerError(504, f"reading this image took over {self.timeout:.0f} s (--timeout); the worker "
+            self._replace(worker, f"overran --timeout {self.timeout:g} s")
+            raise WorkerError(504, f"reading this image took over {self.timeout:g} s (--timeout); the worker "
                                    f"was stopped and is being replaced; send a smaller image") from None
         self._release(worker)
         if reply[0] == "ok":
