@@ -225,6 +225,9 @@ class WorkerPool:
             self._replace(worker, f"overran --timeout {self.timeout:g} s")
             raise WorkerError(504, f"reading this image took over {self.timeout:g} s (--timeout); the worker "
                                    f"was stopped and is being replaced; send a smaller image") from None
+        except Exception:  # the exchange itself broke: the worker's state is unknown, so it is not reused
+            self._replace(worker, "failed to exchange a job")
+            raise
         self._release(worker)
         if reply[0] == "ok":
             worker.served += 1
