@@ -52,17 +52,20 @@ IMAGES_ARG = '$(subst ','\'',$(IMAGES))'
 infer: $(STAMP) ## read IMAGES (a file or folder, spaces allowed) with the exported models; drawings go to reports/infer
 	ocrforge infer $(IMAGES_ARG) --draw reports/infer $$(test -d $(IMAGES_ARG) && echo --jsonl)
 
+# $(call shell_word,VALUE): VALUE as one shell word, as IMAGES_ARG above
+shell_word = '$(subst ','\'',$(1))'
 MODEL_DIR ?= models/export
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 serve: $(STAMP) ## serve MODEL_DIR over HTTP on HOST:PORT with WORKERS processes (POST /ocr, GET /health, a page at /)
-	ocrforge serve --model-dir "$(MODEL_DIR)" --host "$(HOST)" --port "$(PORT)" --workers "$(WORKERS)"
+	ocrforge serve --model-dir $(call shell_word,$(MODEL_DIR)) --host $(call shell_word,$(HOST)) \
+	  --port $(call shell_word,$(PORT)) --workers $(call shell_word,$(WORKERS))
 
 BENCH_IMAGES ?= data/split
-serve-bench: $(STAMP) ## load-test the server vs OCRPool on BENCH_IMAGES (reports/serve_bench.json, .md)
-	python -m ocrforge.serve.loadtest --model-dir "$(MODEL_DIR)" --images "$(BENCH_IMAGES)" --workers 2 \
-	  --out reports/serve_bench
+serve-bench: $(STAMP) ## load-test the server vs OCRPool on BENCH_IMAGES with 2 workers (reports/serve_bench.json, .md)
+	python -m ocrforge.serve.loadtest --model-dir $(call shell_word,$(MODEL_DIR)) \
+	  --images $(call shell_word,$(BENCH_IMAGES)) --workers 2 --out reports/serve_bench
 
 metrics: $(STAMP) ## show the metrics of the workspace and how they differ from HEAD
 	dvc metrics show

@@ -2,9 +2,9 @@
 
 The checks go from cheap to costly: empty; the format and the size in the header (Pillow reads only the
 header), so an image of too many pixels is refused before it is decoded; a full decode by Pillow, which
-refuses truncated or corrupt data that OpenCV would silently fill with grey; then OpenCV's own decode, the
-same ``cv2.imdecode(..., IMREAD_COLOR)`` as :func:`ocrforge.system.read_image`, so the pixels, and so the
-result, equal ``OCR(...).ocr(path)`` on the same file.
+refuses truncated or corrupt data that OpenCV would silently fill with grey; then OpenCV's decode by
+:func:`ocrforge.data.images.decode_image`, the one :func:`ocrforge.system.read_image` uses (alpha composited on
+white), so the pixels, and so the result, equal ``OCR(...).ocr(path)`` on the same file.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import warnings
 
 import cv2
 import numpy as np
+
+from ocrforge.data.images import ImageReadError, decode_image
 
 # Pillow's names of the formats OpenCV's wheel decodes too.
 FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "PPM")
@@ -63,7 +65,8 @@ def decode_upload(data: bytes, max_pixels: int) -> np.ndarray:
         raise UploadError(422, f"the {kind} image is truncated or corrupt ({exc}); send the whole file") from exc
     finally:
         Image.MAX_IMAGE_PIXELS = pillow_limit
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise UploadError(422, f"OpenCV could not decode the {kind} image; send {FORMAT_LIST}")
-    return image
+    try:
+        return decode_image(np.frombuffer(data, dtype=np.uint8))
+    except (ImageReadError, cv2.error) as exc:
+        raise UploadError(422, f"OpenCV could not decode the {kind} image ({str(exc).strip().splitlines()[-1]}); "
+                               f"send {FORMAT_LIST}") from None

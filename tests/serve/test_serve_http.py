@@ -34,6 +34,12 @@ def known(tmp_path_factory) -> dict:
         path = folder / f"known{ext}"
         path.write_bytes(encode(image, ext))
         files[ext] = (path, path.read_bytes())
+    # black text on transparent black: readable only once composited on white, as read_image does
+    ink = 255 - cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    rgba = np.dstack([np.zeros_like(image), ink])
+    path = folder / "known_alpha.png"
+    path.write_bytes(encode(rgba, ".png"))
+    files[".rgba.png"] = (path, path.read_bytes())
     return files
 
 
@@ -66,7 +72,8 @@ def test_health_reports_the_models_versions_and_manifest(server, exported_dir):
 
 
 @pytest.mark.parametrize("ext,content_type", [(".png", "image/png"), (".jpg", "image/jpeg"),
-                                              (".png", "application/octet-stream"), (".jpg", None)])
+                                              (".png", "application/octet-stream"), (".jpg", None),
+                                              (".rgba.png", "image/png")])
 def test_raw_body_answer_equals_the_api(server, reference_ocr, known, ext, content_type):
     path, data = known[ext]
     status, answer = server.post(data, content_type)

@@ -33,6 +33,17 @@ def _raises(data: bytes, max_pixels: int = 10_000) -> UploadError:
     return info.value
 
 
+def test_decode_upload_composites_alpha_as_read_image_does(tmp_path):
+    from ocrforge.data.images import read_image
+
+    rgba = np.dstack([_image(), np.tile(np.arange(60, dtype=np.uint8) * 4, (40, 1))])
+    path = tmp_path / "alpha.png"
+    path.write_bytes(cv2.imencode(".png", rgba)[1].tobytes())
+    decoded = decode_upload(path.read_bytes(), max_pixels=40 * 60)
+    assert decoded.shape == (40, 60, 3) and np.array_equal(decoded, read_image(path))
+    assert not np.array_equal(decoded, cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR))
+
+
 def test_decode_upload_refusals():
     png = cv2.imencode(".png", _image())[1].tobytes()
     error = _raises(b"")
@@ -97,3 +108,21 @@ def test_loadtest_find_images_says_what_it_needs(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="is neither a split folder"):
         find_images(tmp_path)
+
+
+@pytest.mark.parametrize("target,variable,expected", [
+    ("serve", "MODEL_DIR=my models/it's", ["ocrforge", "serve", "--model-dir", "my models/it's", "--host",
+                                           "127.0.0.1", "--port", "8000", "--workers", "3"]),
+    ("serve-bench", "BENCH_IMAGES=a b", ["python", "-m", "ocrforge.serve.loadtest", "--model-dir", "models/export",
+                                         "--images", "a b", "--workers", "2", "--out", "reports/serve_bench"]),
+])
+def test_make_serve_passes_each_value_as_one_argument(repo_root, tmp_path, target, variable, expected):
+    import shlex
+    import shutil
+    import subprocess
+
+    shutil.copy(repo_root / "Makefile", tmp_path / "Makefile")
+    done = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "-n", target, variable,
+                           "WORKERS=3"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert shlex.split(done.stdout.replace("\\\n", " ")) == expected
