@@ -4,12 +4,14 @@ images in the same run with the same number of workers.
     python -m ocrforge.serve.loadtest --model-dir models/export --images data/split --workers 2 \\
         --requests 300 --clients 8 --out reports/serve_bench        # or: make serve-bench
 
-First the server: a real ``ocrforge serve`` subprocess on 127.0.0.1, ``clients`` threads each sending the next
-image (raw body, ``Content-Type`` from its suffix) until ``requests`` are answered or ``max_seconds`` pass;
-images/s over the whole phase, each request's latency (p50, p99), errors, the server's resident memory (its
-process and its workers, psutil) before and after. Then the pool, ``OCRPool.imap`` over exactly the images the
-server answered, timed from the first to the last result. Each served answer is compared with the pool's on
-the same image (``mismatches``, expected 0). Throughput is reported as served / pooled images per second.
+A real ``ocrforge serve`` subprocess on 127.0.0.1 and an ``OCRPool`` are both loaded; the requests are cut
+into ``rounds`` slices, and each round first serves its slice (``clients`` threads each sending the next image,
+raw body, ``Content-Type`` from its suffix, until the slice is answered or ``max_seconds`` of serving have
+passed in all), then reads exactly the images the server answered with ``OCRPool.imap``, timed from the first
+to the last result; alternating cancels slow drifts of background load. Reported: images/s of each (summed
+over the rounds), each request's latency (p50, p99), errors, the server's resident memory (its process and its
+workers, psutil) before and after, and each served answer compared with the pool's on the same image
+(``mismatches``, expected 0). Throughput is reported as served / pooled images per second.
 """
 
 from __future__ import annotations
@@ -141,21 +143,41 @@ def served_phase(port: int, bodies: list[tuple[bytes, str]], clients: int, max_s
 
 
 def run_loadtest(model_dir: str | os.PathLike, images: list[Path], *, workers: int = 2, requests: int = 300,
-                 clients: int = 8, max_seconds: float = 120.0, log_dir: str | os.PathLike | None = None) -> dict:
-    """Serve, then pool, on ``requests`` images cycled from ``images``; the report (see the module docstring)."""
+                 clients: int = 8, max_seconds: float = 120.0, rounds: int = 3,
+                 log_dir: str | os.PathLike | None = None) -> dict:
+    """Serve and pool, alternating over ``rounds`` slices of ``requests`` images cycled from ``images``; the
+    report (see the module docstring)."""
     from ocrforge.benchmark import machine_info
     from ocrforge.pool import OCRPool
 
     order = [images[i % len(images)] for i in range(requests)]
     bodies = [(path.read_bytes(), CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream"))
               for path in order]
+    slices = [[int(i) for i in chunk] for chunk in np.array_split(np.arange(requests), max(1, min(rounds, requests)))]
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="ocrforge-serve-bench-"))
     log_dir.mkdir(parents=True, exist_ok=True)
+    answers, latencies, served_seconds, pool_seconds, errors, pooled = {}, [], 0.0, 0.0, 0, {}
     with open(log_dir / "serve.log", "wb") as log_file:
         process, port = start_server(model_dir, workers, log_file)
         try:
             rss_before = _rss_mb(port, process.pid)
-            served = served_phase(port, bodies, clients, max_seconds)
+            # both stay loaded; each round serves its slice, then pools the same images: drifts in background
+            # load hit both alike
+            with OCRPool(model_dir, workers=workers) as pool:
+                for indices in slices:
+                    left = max_seconds - served_seconds
+                    if left <= 0:
+                        break
+                    served = served_phase(port, [bodies[i] for i in indices], clients, left)
+                    served_seconds += served["seconds"]
+                    latencies += served["latencies_s"]
+                    errors += served["errors"]
+                    done = [indices[k] for k in sorted(served["answers"])]
+                    answers.update({indices[k]: answer for k, answer in served["answers"].items()})
+                    started = time.perf_counter()
+                    results = [result.to_json() for result in pool.imap([order[i] for i in done])]
+                    pool_seconds += time.perf_counter() - started
+                    pooled.update(zip(done, results))
             rss_after = _rss_mb(port, process.pid)
         finally:
             process.send_signal(signal.SIGTERM)
@@ -163,18 +185,17 @@ def run_loadtest(model_dir: str | os.PathLike, images: list[Path], *, workers: i
                 process.wait(60)
             except subprocess.TimeoutExpired:
                 process.kill()
-    done = sorted(served["answers"])
-    with OCRPool(model_dir, workers=workers) as pool:
-        started = time.perf_counter()
-        pooled = [result.to_json() for result in pool.imap([order[i] for i in done])]
-        pool_seconds = time.perf_counter() - started
+    done = sorted(answers)
+    served = {"answers": answers, "latencies_s": latencies, "errors": errors, "seconds": served_seconds}
+    pooled = [pooled[i] for i in done]
     mismatches = sum(served["answers"][i] != (200, expected) for i, expected in zip(done, pooled))
     latencies_ms = np.asarray(served["latencies_s"]) * 1000.0
     served_rate = len(done) / served["seconds"]
     pool_rate = len(done) / pool_seconds
     return {
         "settings": {"model_dir": str(model_dir), "workers": workers, "threads_per_worker": 1, "clients": clients,
-                     "requests_asked": requests, "max_seconds": max_seconds, "distinct_images": len(images),
+                     "requests_asked": requests, "rounds": len(slices), "max_seconds": max_seconds,
+                     "distinct_images": len(images),
                      "mean_image_bytes": round(float(np.mean([len(b) for b, _ in bodies])))},
         "served": {"requests": len(done), "seconds": round(served["seconds"], 3),
                    "images_per_s": round(served_rate, 3), "errors": served["errors"],
@@ -198,7 +219,8 @@ def loadtest_markdown(report: dict) -> str:
         "",
         f"{served['requests']} requests of {s['distinct_images']} distinct images (mean {s['mean_image_bytes']} "
         f"bytes) from {s['clients']} concurrent clients on loopback; {s['workers']} workers of 1 thread, and "
-        f"OCRPool with the same workers on the same images, in the same run (`python -m ocrforge.serve.loadtest`).",
+        f"OCRPool with the same workers on the same images, in the same run, the two alternating over "
+        f"{s['rounds']} rounds (`python -m ocrforge.serve.loadtest`).",
         "",
         "| | images/s | p50 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|",
@@ -225,11 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--max-seconds", type=float, default=120.0, help="stop sending after this long")
+    parser.add_argument("--max-seconds", type=float, default=120.0, help="stop sending after this long (served)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternate served and pooled slices this many times")
     parser.add_argument("--out", default="reports/serve_bench", help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
     report = run_loadtest(args.model_dir, find_images(args.images), workers=args.workers, requests=args.requests,
-                          clients=args.clients, max_seconds=args.max_seconds)
+                          clients=args.clients, max_seconds=args.max_seconds, rounds=args.rounds)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

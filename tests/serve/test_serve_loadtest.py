@@ -18,7 +18,7 @@ def test_tiny_loadtest_reports_served_and_pooled(exported_dir, demo_images, tmp_
         (folder / f"{i}.jpg").write_bytes(encode(image, ".jpg"))
     images = find_images(folder)
     assert [p.name for p in images] == ["0.jpg", "1.jpg"]
-    report = run_loadtest(exported_dir, images, workers=1, requests=4, clients=2, max_seconds=120,
+    report = run_loadtest(exported_dir, images, workers=1, requests=4, clients=2, max_seconds=120, rounds=2,
                           log_dir=tmp_path / "logs")
     assert report["served"]["requests"] == 4 and report["served"]["errors"] == 0
     assert report["pool"]["images"] == 4 and report["mismatches"] == 0
