@@ -58,6 +58,20 @@ prelabel: $(STAMP) ## pre-label FOLDER's new images for PPOCRLabel with MODEL_DI
 	@test -n "$(FOLDER)" || { echo 'usage: make prelabel FOLDER=path/to/images [MODEL_DIR=models/export]'; exit 1; }
 	ocrforge prelabel "$(FOLDER)" --model-dir "$(MODEL_DIR)"
 
+# $(call shell_word,VALUE): VALUE as one shell word, as IMAGES_ARG above
+shell_word = '$(subst ','\'',$(1))'
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+serve: $(STAMP) ## serve MODEL_DIR over HTTP on HOST:PORT with WORKERS processes (POST /ocr, GET /health, a page at /)
+	ocrforge serve --model-dir $(call shell_word,$(MODEL_DIR)) --host $(call shell_word,$(HOST)) \
+	  --port $(call shell_word,$(PORT)) --workers $(call shell_word,$(WORKERS))
+
+BENCH_IMAGES ?= data/split
+serve-bench: $(STAMP) ## load-test the server vs OCRPool on BENCH_IMAGES with 2 workers (reports/serve_bench.json, .md)
+	python -m ocrforge.serve.loadtest --model-dir $(call shell_word,$(MODEL_DIR)) \
+	  --images $(call shell_word,$(BENCH_IMAGES)) --workers 2 --out reports/serve_bench
+
 metrics: $(STAMP) ## show the metrics of the workspace and how they differ from HEAD
 	dvc metrics show
 	dvc metrics diff
@@ -71,4 +85,5 @@ dag: $(STAMP) ## draw the pipeline's stages
 clean: ## remove the virtual environment and caches (not data/ or the DVC cache)
 	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info
 
-.PHONY: help install lock repro test test-fast bench infer prelabel metrics plots dag clean
+
+.PHONY: help install lock repro test test-fast bench infer prelabel serve serve-bench metrics plots dag clean

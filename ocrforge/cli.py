@@ -1,7 +1,8 @@
 """The ``ocrforge`` command: ``ocrforge infer IMAGE|DIR`` reads images with the exported models and prints JSON;
 ``ocrforge prelabel DIR`` writes the models' reading of a folder for PPOCRLabel (see ocrforge/prelabel.py);
-``ocrforge stage NAME`` runs a stage registered in ``ocrforge.registry.STAGES`` (the pipeline's stages,
-``ocrforge/stages_registry.py``, and those plugins add).
+``ocrforge serve`` serves them over HTTP (see :mod:`ocrforge.serve`); ``ocrforge stage NAME`` runs a stage
+registered in ``ocrforge.registry.STAGES`` (the pipeline's stages, ``ocrforge/stages_registry.py``, and those
+plugins add).
 
 Output of ``infer``: for one image, one JSON object ``{"success": true, "full_text": ..., "lines": [{"box":
 [[x, y] x4], "text": ..., "score": ...}]}``; for a folder, a JSON array of such objects, each with an extra
@@ -243,6 +244,52 @@ def prelabel(folder: Path, model_dir: Path, report: Path | None, measure: str, e
         close()
     _echo(result.summary())
     sys.exit(EXIT_BAD_IMAGE if result.failed else EXIT_OK)
+
+
+@main.command()
+@click.option("--model-dir", type=click.Path(path_type=Path), default=Path("models/export"), show_default=True,
+              help="The folder the export stage wrote (manifest.json, det/, rec/, dict.txt).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on: 127.0.0.1 serves this machine only; 0.0.0.0 every network (then put a "
+                   "proxy with TLS and access control in front).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="OCR processes, each with its own copy of the models (default: one per usable core).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Math-library threads of each worker.")
+@click.option("--backend", type=click.Choice(["paddle"]), default="paddle", show_default=True,
+              help="Inference backend: only paddle (the exported Paddle inference models) for now; ONNX comes later.")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=20 * 1024 * 1024, show_default=True,
+              help="Largest image file accepted, in bytes (413 past it).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=50_000_000, show_default=True,
+              help="Largest image accepted, in pixels (width x height, read from its header before decoding; 413).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              help="Seconds one image may take in a worker (504, the worker is replaced), and may wait for one (503).")
+@click.option("--upload-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds a client may take to send its image (408 past it).")
+@click.option("--det-db-thresh", type=float, default=None, help="Pixel threshold of DB (default: manifest).")
+@click.option("--det-db-box-thresh", type=float, default=None, help="Box score threshold (default: manifest).")
+@click.option("--det-db-unclip-ratio", type=float, default=None, help="Box expansion (default: manifest).")
+@click.option("--drop-score", type=float, default=None, help="Drop lines read below this score (default: manifest).")
+def serve(model_dir: Path, host: str, port: int, workers: int | None, threads: int, backend: str, max_bytes: int,
+          max_pixels: int, timeout: float, upload_timeout: float, det_db_thresh, det_db_box_thresh,
+          det_db_unclip_ratio, drop_score) -> None:
+    """Serve the exported models over HTTP until stopped: POST /ocr (an image -> infer's JSON), GET /health, and a
+    page to try them at GET /. Each request may set the thresholds as query parameters (?drop_score=0.6)."""
+    from ocrforge.pool import usable_cores
+    from ocrforge.serve.app import serve as run_server
+
+    try:
+        run_server(model_dir, host=host, port=port, workers=workers or usable_cores(), threads=threads,
+                   backend=backend, max_bytes=max_bytes, max_pixels=max_pixels, timeout=timeout,
+                   upload_timeout=upload_timeout, det_db_thresh=det_db_thresh, det_db_box_thresh=det_db_box_thresh,
+                   det_db_unclip_ratio=det_db_unclip_ratio, drop_score=drop_score)
+    except FileNotFoundError as exc:
+        _echo(_error(str(exc)))
+        sys.exit(EXIT_MISSING)
+    except RuntimeError as exc:
+        _echo(_error(f"the OCR workers could not start: {exc}"))
+        sys.exit(EXIT_BAD_IMAGE)
 
 
 @main.command()
