@@ -29,7 +29,7 @@ def test_make_infer_passes_images_as_one_argument(repo_root, tmp_path, images):
 
 @pytest.mark.slow
 def test_make_infer_reads_a_folder_with_spaces(repo_root, exported_dir, tmp_path):
-    from system_known import KNOWN_FULL_TEXT, make_known_image
+    from system.system_known import KNOWN_FULL_TEXT, make_known_image
 
     shutil.copy(repo_root / "Makefile", tmp_path / "Makefile")
     (tmp_path / "models").mkdir()
