@@ -47,8 +47,30 @@ bench: $(STAMP) ## run the pytest-benchmark micro-benchmarks
 	python -m pytest tests/benchmarks --benchmark-enable --benchmark-only $(PYTEST_ARGS)
 
 IMAGES ?= data/demo/images/00000.jpg
-infer: $(STAMP) ## read IMAGES (a file or folder) with the exported models; drawings go to reports/infer
-	ocrforge infer $(IMAGES) --draw reports/infer $(if $(wildcard $(IMAGES)/.),--jsonl)
+# IMAGES as one shell word, whatever it holds (spaces, quotes): 'a b' -> 'a b', it's -> 'it'\''s'
+IMAGES_ARG = '$(subst ','\'',$(IMAGES))'
+infer: $(STAMP) ## read IMAGES (a file or folder, spaces allowed) with the exported models; drawings go to reports/infer
+	ocrforge infer $(IMAGES_ARG) --draw reports/infer $$(test -d $(IMAGES_ARG) && echo --jsonl)
+
+FOLDER ?=
+MODEL_DIR ?= models/export
+prelabel: $(STAMP) ## pre-label FOLDER's new images for PPOCRLabel with MODEL_DIR; least certain first in FOLDER/prelabel_order.txt
+	@test -n "$(FOLDER)" || { echo 'usage: make prelabel FOLDER=path/to/images [MODEL_DIR=models/export]'; exit 1; }
+	ocrforge prelabel "$(FOLDER)" --model-dir "$(MODEL_DIR)"
+
+# $(call shell_word,VALUE): VALUE as one shell word, as IMAGES_ARG above
+shell_word = '$(subst ','\'',$(1))'
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+serve: $(STAMP) ## serve MODEL_DIR over HTTP on HOST:PORT with WORKERS processes (POST /ocr, GET /health, a page at /)
+	ocrforge serve --model-dir $(call shell_word,$(MODEL_DIR)) --host $(call shell_word,$(HOST)) \
+	  --port $(call shell_word,$(PORT)) --workers $(call shell_word,$(WORKERS))
+
+BENCH_IMAGES ?= data/split
+serve-bench: $(STAMP) ## load-test the server vs OCRPool on BENCH_IMAGES with 2 workers (reports/serve_bench.json, .md)
+	python -m ocrforge.serve.loadtest --model-dir $(call shell_word,$(MODEL_DIR)) \
+	  --images $(call shell_word,$(BENCH_IMAGES)) --workers 2 --out reports/serve_bench
 
 metrics: $(STAMP) ## show the metrics of the workspace and how they differ from HEAD
 	dvc metrics show
@@ -61,10 +83,10 @@ TARGETS ?=
 QUEUE ?=
 JOBS ?= 1
 exp: $(STAMP) ## run an experiment: make exp S="train_rec.lr=0.0005" [TARGETS=eval] [QUEUE=1]; a comma list with QUEUE=1 queues a grid
-	dvc exp run $(if $(QUEUE),--queue) $(foreach s,$(S),-S '$(s)') $(TARGETS)
+	dvc exp run $(if $(QUEUE),--queue) $(foreach s,$(S),-S $(call shell_word,$(s))) $(TARGETS)
 
 queue: $(STAMP) ## run the queued experiments JOBS at a time (default 1) and wait for them
-	dvc queue start -j $(JOBS)
+	dvc queue start -j $(call shell_word,$(JOBS))
 	@while dvc queue status | grep -qwE 'Queued|Running'; do sleep 10; done
 	dvc queue status
 
@@ -73,16 +95,16 @@ A ?= HEAD
 B ?=
 compare: $(STAMP) ## compare experiments: the exp show table, metrics diff and plots diff of A (HEAD) and B (workspace) into dvc_plots/
 	dvc exp show --only-changed --drop 'Created|State|Executor'
-	dvc metrics diff '$(A)' $(if $(B),'$(B)')
-	dvc plots diff '$(A)' $(if $(B),'$(B)') --out dvc_plots
+	dvc metrics diff $(call shell_word,$(A)) $(if $(B),$(call shell_word,$(B)))
+	dvc plots diff $(call shell_word,$(A)) $(if $(B),$(call shell_word,$(B))) --out dvc_plots
 	@echo "curves: dvc_plots/index.html"
 
 # Remote storage (README, Remote storage): URL a local or network folder, or s3://, ssh://, gs:// with the
 # DVC plugin installed (pip install dvc-s3, dvc-ssh or dvc-gs, at the dvc version in configs/constraints.txt)
 URL ?=
 remote: $(STAMP) ## set the default DVC remote: make remote URL=/mnt/share/ocrforge-dvc (then commit .dvc/config)
-	@test -n '$(URL)' || { echo 'give the storage: make remote URL=/path/or/s3://bucket/prefix'; exit 2; }
-	dvc remote add --default --force storage '$(URL)'
+	@test -n $(call shell_word,$(URL)) || { echo 'give the storage: make remote URL=/path/or/s3://bucket/prefix'; exit 2; }
+	dvc remote add --default --force storage $(call shell_word,$(URL))
 
 push: $(STAMP) ## upload the data and models of dvc.lock to the default DVC remote
 	dvc push
@@ -99,4 +121,4 @@ dag: $(STAMP) ## draw the pipeline's stages
 clean: ## remove the virtual environment and caches (not data/ or the DVC cache)
 	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info
 
-.PHONY: help install lock repro test test-fast bench infer exp queue compare remote push pull metrics plots dag clean
+.PHONY: help install lock repro test test-fast bench infer prelabel serve serve-bench exp queue compare remote push pull metrics plots dag clean

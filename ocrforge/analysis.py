@@ -151,7 +151,9 @@ def _overfitting_on(s: _Series, n: int, p: dict, values: list[float], higher: bo
     b = _argbest(vals, higher)
     if n - k <= b:
         return None
-    noise = _largest_setback(vals[: b + 1], higher)
+    # A setback as large as one already seen on the way to the best is the run's noise, up to float rounding
+    # (which differs between CPUs: the same curve must get the same verdict everywhere).
+    noise = _largest_setback(vals[: b + 1], higher) * (1 + 1e-9)
     if higher:
         tol = max(p["metric_drop_tol"], noise)
         worse = [v < vals[b] - tol for v in vals]

@@ -30,7 +30,8 @@ class OCR:
     def read(self, image: str | os.PathLike | np.ndarray) -> OcrResult:
         """The :class:`OcrResult` of an image file or an HWC uint8 BGR array.
 
-        Raises FileNotFoundError (no such file), ImageReadError (not decodable) or ValueError (bad array).
+        Raises FileNotFoundError (no such file), ImageReadError (an empty file, one over OpenCV's pixel limit,
+        not an image; the message says which) or ValueError (bad array). An alpha channel is composited on white.
         """
         if not isinstance(image, np.ndarray):
             image = read_image(image)

@@ -9,6 +9,7 @@ Overrides use dotted paths in the same section names, as ``tools/train.py -o`` d
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import os
@@ -95,7 +96,9 @@ def merge_overrides(cfg: Mapping, overrides: Mapping[str, Any] | None, *, allow_
             if key not in node:
                 if not allow_new_keys:
                     known = ", ".join(map(str, node)) or "none"
-                    raise ConfigError(f"override {dotted!r}: no key {key!r} in {where} (keys there: {known}). "
+                    close = difflib.get_close_matches(key, [str(k) for k in node], n=1, cutoff=0.6)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise ConfigError(f"override {dotted!r}: no key {key!r} in {where}{hint} (keys there: {known}). "
                                       f"Fix the spelling, or pass allow_new_keys=True to add it.")
                 if not last:
                     node[key] = {}

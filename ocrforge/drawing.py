@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
 from typing import Sequence
 
 import cv2
@@ -42,12 +45,22 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarra
 
 
 def write_image(path, image: np.ndarray) -> None:
-    """Write an HWC uint8 BGR image; the extension picks the format; non-ASCII paths work."""
-    from pathlib import Path
+    """Write an HWC uint8 BGR image; the extension picks the format; non-ASCII paths work.
 
+    The file is written beside ``path`` under a temporary name and then renamed onto it, so a symlink at
+    ``path`` is replaced, never written through, and a failed write (full disk) leaves no partial image.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ok, encoded = cv2.imencode(path.suffix or ".png", image)
     if not ok:
         raise ValueError(f"could not encode {path}; use a .png or .jpg name")
-    encoded.tofile(str(path))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(encoded.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

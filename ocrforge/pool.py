@@ -8,13 +8,21 @@ results are the same, only more images are read per second. Latency of one image
 
     with OCRPool("models/export", workers=2) as pool:
         results = pool.read_many(paths_or_arrays)   # list of OcrResult, in input order
+
+The pool must be created under ``if __name__ == "__main__":`` in a script: its workers are spawned, and each
+imports the script's main module again. A worker that dies while reading (killed, out of memory) costs no
+results: the images it lost are read again on a fresh pool, one at a time, and an image that kills its worker
+a second time gets a :class:`WorkerDiedError` as its result instead.
 """
 
 from __future__ import annotations
 
+import inspect
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import sys
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -24,6 +32,10 @@ import numpy as np
 from ocrforge.system import OcrResult
 
 _OCR = None  # the worker process's OCR, built once by _init_worker
+
+
+class WorkerDiedError(RuntimeError):
+    """An image whose worker process died while reading it, twice (the second time alone in the pool)."""
 
 
 def _init_worker(model_dir: str, threads: int, options: dict) -> None:
@@ -74,18 +86,45 @@ class OCRPool:
         if self.workers < 1 or threads < 1:
             raise ValueError(f"OCRPool needs workers >= 1 and threads >= 1; got {self.workers} and {threads}")
         self.threads = int(threads)
-        # spawn, not fork: a forked paddle (its thread pools, oneDNN caches) is not safe to use. An executor,
-        # not multiprocessing.Pool: a worker that cannot load the models breaks it with an error instead of
-        # being restarted forever.
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_init_worker,
-                                         initargs=(str(Path(model_dir)), self.threads, options))
+        self.model_dir = Path(model_dir)
+        self.options = options
+        self.restarts = 0  # fresh pools started after a worker died
+        self._pool = self._start()
         try:  # every worker loads its predictors now, not in the first timed call
             list(self._pool.map(_read, [np.zeros((32, 32, 3), np.uint8)] * self.workers))
         except BrokenProcessPool as exc:
             self._pool.shutdown(cancel_futures=True)
-            raise RuntimeError(f"the OCRPool workers could not load the models in {model_dir}; "
-                               f"check it with OCR({str(model_dir)!r}) in one process for the error") from exc
+            raise self._start_failure() from exc
+
+    def _start(self) -> ProcessPoolExecutor:
+        # spawn, not fork: a forked paddle (its thread pools, oneDNN caches) is not safe to use. An executor,
+        # not multiprocessing.Pool: a worker that cannot load the models breaks it with an error instead of
+        # being restarted forever.
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker,
+                                   initargs=(str(self.model_dir), self.threads, self.options))
+
+    def _start_failure(self) -> RuntimeError:
+        """The error to raise when the workers died while starting: the models' own error if they fail to
+        load here too, else the missing ``__main__`` guard when that is the cause, else a pointer to the
+        workers' output."""
+        from ocrforge.api import OCR
+
+        try:
+            OCR(self.model_dir, threads=1, **self.options)
+        except Exception as exc:  # noqa: BLE001 - re-raised as the cause, with the folder named
+            return RuntimeError(f"the OCRPool workers could not load the models in {self.model_dir}: "
+                                f"{type(exc).__name__}: {exc}")
+        if created_by_main_module():
+            main_file = getattr(sys.modules["__main__"], "__file__", "your script")
+            return RuntimeError(
+                f"the OCRPool workers died while starting (the models in {self.model_dir} load fine in this "
+                f"process). The pool is created while {main_file} runs its top-level code: each spawned "
+                f"worker imports that file again and so tries to start a pool of its own, which Python refuses. "
+                f"Create the pool under `if __name__ == \"__main__\":` (or in a function called from there)."
+            )
+        return RuntimeError(f"the OCRPool workers died while starting (the models in {self.model_dir} load fine "
+                            f"in this process); their error output above says why")
 
     @property
     def pids(self) -> list[int]:
@@ -93,17 +132,96 @@ class OCRPool:
 
     def read_many(self, images: Iterable[str | os.PathLike | np.ndarray]) -> list[OcrResult]:
         """The :class:`OcrResult` of each image (path or HWC uint8 BGR array), in input order. A path that is
-        missing or cannot be decoded raises as :meth:`OCR.read` does."""
+        missing or cannot be decoded raises as :meth:`OCR.read` does; an image that killed its worker twice
+        raises :class:`WorkerDiedError`."""
         return list(self.imap(images))
 
     def imap(self, images: Iterable[str | os.PathLike | np.ndarray],
              errors: str = "raise") -> Iterator[OcrResult | Exception]:
         """Like :meth:`read_many`, yielding each result as soon as it and those before it are read. With
-        ``errors="return"`` an image that fails yields its exception instead, and the others go on."""
+        ``errors="return"`` an image that fails yields its exception instead, and the others go on.
+
+        At most ``4 * workers`` images are in flight. When a worker dies, the images in flight are read
+        again on a fresh pool, each alone; one that kills that worker too fails with :class:`WorkerDiedError`.
+        """
         if errors not in ("raise", "return"):
             raise ValueError(f"errors must be 'raise' or 'return', not {errors!r}")
         items = [image if isinstance(image, np.ndarray) else str(image) for image in images]
-        return self._pool.map(_read if errors == "raise" else _read_or_error, items)
+        return self._results(items, _read if errors == "raise" else _read_or_error, errors == "raise")
+
+    def _results(self, items: list, read, raise_errors: bool) -> Iterator[OcrResult | Exception]:
+        window = 4 * self.workers  # enough queued work that no worker waits on the order results are yielded in
+        pending: dict[int, Future] = {}
+        done: dict[int, OcrResult | Exception] = {}
+        submitted = 0
+        for i in range(len(items)):
+            while submitted < len(items) and len(pending) < window:
+                pending[submitted] = self._submit(read, items[submitted])
+                submitted += 1
+            if i not in done:
+                try:
+                    done[i] = pending.pop(i).result()
+                except BrokenProcessPool:
+                    died = self._dead_workers()
+                    lost = [j for j, f in pending.items() if isinstance(f.exception(), BrokenProcessPool)]
+                    pending = {j: f for j, f in pending.items() if j not in lost}
+                    for j, f in pending.items():  # finished before the worker died
+                        done[j] = f.exception() or f.result()
+                    pending.clear()
+                    self._restart()
+                    for j in [i, *lost]:
+                        done[j] = self._read_alone(read, items[j], died)
+            result = done.pop(i)
+            if raise_errors and isinstance(result, Exception):
+                raise result
+            yield result
+
+    def _submit(self, read, item) -> Future:
+        try:
+            return self._pool.submit(read, item)
+        except BrokenProcessPool:  # a worker died while the pool was idle
+            self._restart()
+            return self._pool.submit(read, item)
+
+    def _read_alone(self, read, item, died_before: str) -> OcrResult | Exception:
+        """Read one image that was in flight when a worker died, alone on the pool, so that a second death is
+        its own doing."""
+        try:
+            return self._submit(read, item).result()
+        except BrokenProcessPool:
+            died = self._dead_workers()
+            self._restart()
+            name = f"image {item}" if isinstance(item, str) else f"an array image {getattr(item, 'shape', '')}"
+            return WorkerDiedError(f"{name} was not read: the worker process reading it died twice ({died_before}; "
+                                   f"then alone: {died}); out of memory, or something in the image crashes the "
+                                   f"decoder or the models")
+        except Exception as exc:  # noqa: BLE001 - raised (errors="raise") when its turn comes, in input order
+            return exc
+
+    def _dead_workers(self) -> str:
+        """How the pool's dead workers ended, e.g. ``killed by SIGKILL`` (not those the executor itself then
+        terminated with SIGTERM, unless nothing else is known)."""
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        for process in processes:
+            process.join(timeout=1.0)
+        codes = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+        codes = [c for c in codes if c != -signal.SIGTERM] or codes
+        ends = []
+        for code in codes:
+            if code < 0:
+                try:
+                    ends.append(f"killed by {signal.Signals(-code).name}")
+                except ValueError:
+                    ends.append(f"killed by signal {-code}")
+            else:
+                ends.append(f"exit code {code}")
+        return ", ".join(ends) or "a worker died"
+
+    def _restart(self) -> None:
+        """Replace a broken executor with a fresh one (its workers load the models on their first image)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._start()
+        self.restarts += 1
 
     def detect_many(self, images: Sequence[np.ndarray]) -> list[list]:
         """Boxes of each image, as :meth:`TextSystem.detect`."""
@@ -122,3 +240,17 @@ class OCRPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def created_by_main_module() -> bool:
+    """Whether the caller runs in the top-level code of a ``__main__`` module that spawned workers import
+    again (a script file, or ``python -m module``): there an unguarded pool makes every worker start one."""
+    main = sys.modules.get("__main__")
+    if main is None or not getattr(main, "__file__", None):
+        return False  # an interactive session or python -c: spawned workers do not re-run it
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals is vars(main):
+            return True
+        frame = frame.f_back
+    return False

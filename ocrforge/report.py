@@ -51,7 +51,7 @@ def training_timing_data(summary: dict) -> dict[str, Any]:
     the share of it spent waiting for data, over the run and per epoch."""
     epochs = summary.get("epochs_run") or 0
     wall = summary.get("wall_time_s")
-    per_epoch = wall / epochs if wall is not None and epochs and not summary.get("resumed_from") else None
+    per_epoch = wall / epochs if wall is not None and epochs else None  # a resumed run's wall time is the whole run's
     return {
         "wall_time_s": wall,
         "time_per_epoch_s": per_epoch,
@@ -89,8 +89,8 @@ def format_training_report(summary: dict, history: Sequence[dict], verdict: Verd
     timing = f"{_seconds(data['wall_time_s'])} s in all"
     if data["time_per_epoch_s"] is not None:
         timing += f", {_seconds(data['time_per_epoch_s'])} s per epoch (training and evaluation)"
-    elif summary.get("resumed_from"):
-        timing += f" for this process only (resumed from {summary['resumed_from']})"
+    if summary.get("resumed_from"):
+        timing += f", over every process (resumed from {summary['resumed_from']})"
     share = data["data_wait_share"]
     lines += [
         "| | |",

@@ -19,10 +19,12 @@ from ocrforge.config import dump_config, resolve_dict_paths, with_dict_path
 from ocrforge.data.loader import build_dataloader
 from ocrforge.data.label_check import check_rec_labels
 from ocrforge.device import paddle_flags, set_device
+from ocrforge.engine.checkpoint import recover_checkpoints
 from ocrforge.engine.seeding import seed_everything
-from ocrforge.engine.trainer import Trainer
+from ocrforge.engine.trainer import GLOBAL_KEYS, Trainer
 from ocrforge.models.build import build_pretrained_model
 from ocrforge.models.dictionary import load_dictionary
+from ocrforge.params import validate_section
 from ocrforge.registry import LOSSES, METRICS, POSTPROCESS
 
 log = logging.getLogger("ocrforge.training")
@@ -102,10 +104,17 @@ def _train_on(config: dict, device: str, on_eval, logger: logging.Logger) -> dic
         )
         logger.info("training labels: %s", report.format())
     out_dir = Path(glob["save_model_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
     glob["data_fingerprint"] = data_fingerprint(config)
-    dump_config(with_dict_path(config, dict_as_given), out_dir / "config.yml")
-    clear_stale_checkpoints(config, logger)
+    world = paddle.distributed.get_world_size()
+    if world > 1 and not paddle.distributed.is_initialized():
+        paddle.distributed.init_parallel_env()  # data parallel (paddle.distributed.launch): gloo on CPU
+    if paddle.distributed.get_rank() == 0:  # only rank 0 writes into the model folder
+        out_dir.mkdir(parents=True, exist_ok=True)
+        recover_checkpoints(str(out_dir), logger)  # a killed save: finish it or drop its temporaries
+        dump_config(with_dict_path(config, dict_as_given), out_dir / "config.yml")
+        clear_stale_checkpoints(config, logger)
+    if world > 1:
+        paddle.distributed.barrier()  # the other ranks see the model folder as rank 0 left it
 
     model = build_pretrained_model(config, logger)
     freeze(model, list(glob.get("freeze") or []), logger)
@@ -118,6 +127,11 @@ def _train_on(config: dict, device: str, on_eval, logger: logging.Logger) -> dic
     eval_loader = build_dataloader(config, "Eval", glob, seed) if "Eval" in config else None
     logger.info("%s training on %s: %d train samples, %s eval samples", model_type, device,
                 len(train_loader.dataset), len(eval_loader.dataset) if eval_loader else 0)
+    for name, loader in (("training", train_loader), ("validation", eval_loader)):
+        skipped = getattr(loader.dataset, "skipped_unknown_chars", []) if loader else []
+        if skipped:
+            logger.warning("%d %s label(s) skipped: they hold characters outside the dictionary (first at %s)",
+                           len(skipped), name, ", ".join(skipped[:3]))
     trainer = Trainer(
         config,
         model,
@@ -209,14 +223,55 @@ def _common_overrides(p: dict) -> dict:
         "Train.loader.num_workers": int(p.get("num_workers", 0)),
         "Eval.loader.num_workers": int(p.get("num_workers", 0)),
     }
-    out.update(p.get("overrides") or {})
     return out
 
 
-def det_config_from_params(base: dict, p: dict, data_dir: str, out_dir: str, live_dir: str) -> dict:
-    """The det config: ``base`` (configs/det/...) with the values params.yaml's ``train_det`` tunes."""
+# Global keys a training config may set although its YAML file does not list them: the engine's (see
+# ocrforge.engine.trainer) and those train() reads.
+NEW_GLOBAL_KEYS = frozenset(GLOBAL_KEYS) | {"device", "pretrained_model", "freeze", "freeze_bn", "eval_before_training",
+                                            "teacher_model", "character_dict_path", "use_space_char",
+                                            "max_text_length"}
+
+
+def apply_user_overrides(config: dict, overrides: dict | None, section_name: str) -> dict:
+    """``config`` with params.yaml's ``<section>.overrides`` applied (they win over every other value).
+
+    Each dotted key must name a key the config has (list items by index); only the documented Global keys
+    (:data:`NEW_GLOBAL_KEYS`) may be added. Otherwise a misspelt key would be ignored or make a new section."""
+    from ocrforge.config import ConfigError, merge_overrides
+
+    overrides = dict(overrides or {})
+    new_global = {k: v for k, v in overrides.items()
+                  if isinstance(k, str) and k.startswith("Global.") and k.count(".") == 1
+                  and k.split(".", 1)[1] in NEW_GLOBAL_KEYS}
+    existing = {k: v for k, v in overrides.items() if k not in new_global}
+    for key in existing:
+        if isinstance(key, str) and key.startswith("Global.") and key.count(".") == 1 \
+                and key[7:] not in (config.get("Global") or {}):
+            import difflib
+
+            known = sorted(set(config.get("Global") or {}) | NEW_GLOBAL_KEYS)
+            close = difflib.get_close_matches(key[7:], known, n=1, cutoff=0.6)
+            raise ConfigError(f"params.yaml {section_name}.overrides: override {key!r}: no key {key[7:]!r} in "
+                              f"Global{f'; did you mean {close[0]!r}?' if close else ''} (keys that may be set: "
+                              f"{', '.join(known)}). Fix the spelling.")
+    try:
+        config = merge_overrides(config, existing, allow_new_keys=False)
+    except ConfigError as exc:
+        raise ConfigError(f"params.yaml {section_name}.overrides: {exc}".replace(
+            "Fix the spelling, or pass allow_new_keys=True to add it.",
+            "Fix the spelling (a key the config lacks may be added only in Global, and only one the engine "
+            "documents: ocrforge.training.NEW_GLOBAL_KEYS).")) from None
+    return merge_overrides(config, new_global, allow_new_keys=True)
+
+
+def det_config_from_params(base: dict, p: dict, data_dir: str, out_dir: str, live_dir: str,
+                           section_name: str = "train_det") -> dict:
+    """The det config: ``base`` (configs/det/...) with the values params.yaml's ``train_det`` (or
+    ``section_name``: ``distill_det``) tunes; ``p`` is checked against that section's schema first."""
     from ocrforge.config import merge_overrides
 
+    validate_section(section_name, p)
     config = copy.deepcopy(base)
     set_train_crop(config, p.get("crop", "east"), int(p["crop_size"]))
     if p.get("scale_range"):
@@ -234,7 +289,8 @@ def det_config_from_params(base: dict, p: dict, data_dir: str, out_dir: str, liv
         "PostProcess.box_thresh": float(p["box_thresh"]),
         "PostProcess.unclip_ratio": float(p["unclip_ratio"]),
     })
-    return merge_overrides(config, overrides, allow_new_keys=True)
+    config = merge_overrides(config, overrides, allow_new_keys=True)
+    return apply_user_overrides(config, p.get("overrides"), section_name)
 
 
 def rec_config_from_params(base: dict, p: dict, dictionary: dict, data_dir: str, out_dir: str, live_dir: str) -> dict:
@@ -242,6 +298,8 @@ def rec_config_from_params(base: dict, p: dict, dictionary: dict, data_dir: str,
     ``dictionary`` sections (the dictionary is shared with the split stage's check)."""
     from ocrforge.config import merge_overrides
 
+    validate_section("train_rec", p)
+    validate_section("dictionary", dictionary)
     config = copy.deepcopy(base)
     channels, height, width = (int(v) for v in p["image_shape"])
     set_transform_arg(config, "Eval", "RecResizeImg", "image_shape", [channels, height, width])
@@ -265,7 +323,8 @@ def rec_config_from_params(base: dict, p: dict, dictionary: dict, data_dir: str,
         "Eval.dataset.label_file_list": [f"{data_dir}/rec/val.txt"],
         "Eval.loader.batch_size_per_card": int(p.get("eval_batch_size", 64)),
     })
-    return merge_overrides(config, overrides, allow_new_keys=True)
+    config = merge_overrides(config, overrides, allow_new_keys=True)
+    return apply_user_overrides(config, p.get("overrides"), "train_rec")
 
 
 def clear_stale_checkpoints(config: dict, logger: logging.Logger = log) -> bool:
@@ -302,6 +361,8 @@ def run_training_stage(config: dict, analysis_params: dict | None, report_dir: P
 
     monitor = TrainingMonitor.from_params(analysis_params, logger=logger)
     summary = train(config, on_eval=[monitor], logger=logger)
+    if paddle.distributed.get_rank() != 0:
+        return summary  # rank 0 writes the reports
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     history = history_from_checkpoint(config["Global"]["save_model_dir"])

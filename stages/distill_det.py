@@ -19,7 +19,8 @@ def main() -> None:
     log = get_logger("stage.distill_det", log_file=Path(OUT_DIR) / "train.log")
     p = dict(section(load_params(), "distill_det"))
     p["overrides"] = {"Global.teacher_model": p["teacher_model"], **(p.get("overrides") or {})}
-    config = det_config_from_params(load_config(p["config"]), p, DATA_DIR, OUT_DIR, str(REPORT_DIR / "dvclive"))
+    config = det_config_from_params(load_config(p["config"]), p, DATA_DIR, OUT_DIR, str(REPORT_DIR / "dvclive"),
+                                    section_name="distill_det")
     run_training_stage(config, p.get("analysis"), REPORT_DIR, log)
 
 

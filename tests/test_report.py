@@ -68,10 +68,12 @@ def test_report_markdown_carries_the_timings_and_the_metrics_json_none(tmp_path)
                       "data_wait_share": 0.05, "resumed_from": None}
 
 
-def test_a_resumed_run_gives_no_time_per_epoch():
+def test_a_resumed_run_reports_the_whole_runs_time():
+    """The trainer's wall_time_s of a resumed run covers every process (issue 22, defect 10)."""
     text = format_training_report({**SUMMARY, "resumed_from": "models/rec/latest"}, HISTORY,
                                   analyse_training(HISTORY))
-    assert "| time | 40.2 s in all for this process only (resumed from models/rec/latest) |" in text
+    assert ("| time | 40.2 s in all, 10.1 s per epoch (training and evaluation), over every process (resumed from "
+            "models/rec/latest) |") in text
 
 
 def test_a_long_run_shows_a_short_table_with_the_best_and_the_verdict_epochs():

@@ -1,8 +1,9 @@
 """Check recognition labels against the dictionary and ``max_text_length`` before training.
 
 PaddleOCR's label encoders treat such labels silently: a text longer than ``max_text_length`` is dropped from
-training, a character outside the dictionary is deleted from the text (the whole sample is dropped when none
-is left), and the GTC/NRTR branch of ``MultiLabelEncode`` also drops texts of ``max_text_length - 1`` or more
+training, a character outside the dictionary would be deleted from the text (ocrforge's datasets skip such a
+label instead, see ``SimpleDataSet``: training on ``caf`` for an image of ``café`` teaches a wrong reading), and
+the GTC/NRTR branch of ``MultiLabelEncode`` also drops texts of ``max_text_length - 1`` or more
 in-dictionary characters. This report says how many labels that affects and where they are.
 
 Also home of ``read_label_file``, the label-file parser the datasets use (kept here, free of paddle).
@@ -102,8 +103,8 @@ class RecLabelReport:
             ("empty", "empty text (dropped)"),
             ("too_long", f"longer than {self.max_text_length} characters (dropped)"),
             ("too_long_for_nrtr", f"{self.max_text_length - 1}+ known characters (dropped by MultiLabelEncode)"),
-            ("with_unknown_chars", "with characters outside the dictionary (those characters deleted)"),
-            ("only_unknown_chars", "with no dictionary character at all (dropped)"),
+            ("with_unknown_chars", "with characters outside the dictionary (skipped)"),
+            ("only_unknown_chars", "with no dictionary character at all (skipped)"),
         ]
         for kind, text in described:
             if self.counts[kind]:

@@ -31,7 +31,8 @@ class LabelError(ValueError):
         self.problems = problems
         lines = "".join(f"\n  {p}" for p in problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        headline = headline or f"{len(problems)} problem(s) in {label_file}:"
+        files = sorted({str(p.file) for p in problems}) or [str(label_file)]
+        headline = headline or f"{len(problems)} problem(s) in {' and '.join(files)}:"
         super().__init__(
             f"{headline}{lines}{more}\n"
             f"Fix these lines (PPOCRLabel can re-open the folder), or set "
@@ -121,18 +122,45 @@ def _image_size(path: Path) -> tuple[int, int] | None:
     return image.shape[1], image.shape[0]
 
 
-def read_file_state(state_file: Path) -> dict[str, bool]:
-    """Map each image listed in fileState.txt to whether it was checked (state 1)."""
+def read_text_lines(path: Path, problems: list[Problem] | None = None) -> list[tuple[int, str]]:
+    """The lines of a UTF-8 text file as ``(1-based line number, text)``; a byte-order mark is dropped.
+
+    A line that is not valid UTF-8 is left out and reported as a Problem in ``problems`` (with its line and
+    what to do); without ``problems`` it raises LabelError right away."""
+    data = Path(path).read_bytes()
+    try:
+        return list(enumerate(data.decode("utf-8-sig").splitlines(), start=1))
+    except UnicodeDecodeError:
+        pass
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines, bad = [], []
+    for line_no, raw in enumerate(data.splitlines(), start=1):
+        try:
+            lines.append((line_no, raw.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            bad.append(Problem(Path(path), line_no, (
+                f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); the line is left out. "
+                f"Re-save {Path(path).name} as UTF-8 (PPOCRLabel writes UTF-8; in an editor: save with encoding "
+                f"UTF-8), e.g. `iconv -f latin1 -t utf-8`")))
+    if problems is None:
+        raise LabelError(bad, Path(path))
+    problems.extend(bad)
+    return lines
+
+
+def read_file_state(state_file: Path, problems: list[Problem] | None = None) -> dict[str, bool]:
+    """Map each image listed in fileState.txt to whether it was checked (state 1). A line that is not UTF-8
+    goes to ``problems`` (its image counts as unchecked), or raises LabelError when ``problems`` is None."""
     states: dict[str, bool] = {}
-    with open(state_file, encoding="utf-8") as fh:
-        for raw in fh:
-            raw = raw.rstrip("\r\n")
-            if not raw.strip():
-                continue
-            path, _, state = raw.rpartition("\t")
-            if not path:
-                path, state = raw, "0"
-            states[path] = state.strip() == "1"
+    for _, raw in read_text_lines(state_file, problems):
+        raw = raw.rstrip("\r\n")
+        if not raw.strip():
+            continue
+        path, _, state = raw.rpartition("\t")
+        if not path:
+            path, state = raw, "0"
+        states[path] = state.strip() == "1"
     return states
 
 
@@ -152,6 +180,16 @@ def _is_checked(states: dict[str, bool], key: str, abs_path: Path) -> bool:
         if "/".join(Path(path.replace("\\", "/")).parts[-2:]) == tail:
             return checked
     return False
+
+
+def _image_path(root: Path, key: str) -> Path:
+    """Where the image of ``key`` is. PPOCRLabel keeps Label.txt inside the image folder and writes keys as
+    ``<that folder's name>/<image>``; other layouts put Label.txt beside the image folder."""
+    path = (root / key).resolve()
+    parts = Path(key.replace("\\", "/")).parts
+    if not path.exists() and len(parts) == 2 and parts[0] == root.name:
+        return (root / parts[1]).resolve()
+    return path
 
 
 def _polygon_area(points: np.ndarray) -> float:
@@ -224,18 +262,19 @@ def load_ppocrlabel(
             f"(it sits next to the image folder)"
         )
     root = label_file.parent
+    result = LabelSet(label_file=label_file, images=[])
     states = None
     if file_state == "auto":
         auto = root / "fileState.txt"
-        states = read_file_state(auto) if auto.is_file() else None
+        states = read_file_state(auto, result.problems) if auto.is_file() else None
     elif file_state is not None:
-        states = read_file_state(Path(file_state))
+        states = read_file_state(Path(file_state), result.problems)
+    state_problems = len(result.problems)
 
-    result = LabelSet(label_file=label_file, images=[])
     seen: dict[str, int] = {}
-    with open(label_file, encoding="utf-8-sig") as fh:
-        raw_lines = fh.read().splitlines()
-    for line_no, raw in enumerate(raw_lines, start=1):
+    lines = read_text_lines(label_file, result.problems)
+    result.skipped_images += len(result.problems) - state_problems  # each undecodable Label.txt line: one image
+    for line_no, raw in lines:
         if not raw.strip():
             continue
         problems: list[str] = []
@@ -247,7 +286,7 @@ def load_ppocrlabel(
             )
             result.skipped_images += 1
             continue
-        abs_path = (root / key).resolve()
+        abs_path = _image_path(root, key)
         if states is not None and not _is_checked(states, key, abs_path):
             result.unchecked.append(key)
             continue

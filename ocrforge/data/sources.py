@@ -28,6 +28,7 @@ import paddle
 from ocrforge.data.label_check import LabelLine, read_label_file
 from ocrforge.data.transforms import build_transforms
 from ocrforge.data.wheel_compat import apply_wheel_fixes
+from ocrforge.models.dictionary import load_dictionary
 from ocrforge.registry import DATASETS
 
 MAX_REPLACEMENTS = 100
@@ -139,9 +140,13 @@ class SimpleDataSet(paddle.io.Dataset):
         self.epoch = 0
         self.delimiter = delimiter
         configured_ops = [next(iter(op)) for op in transforms if isinstance(op, dict) and op]
-        self.lines = self._read_lines(label_file_list, ratio_list, json_labels="DetLabelEncode" in configured_ops)
+        json_labels = "DetLabelEncode" in configured_ops
+        self.lines = self._read_lines(label_file_list, ratio_list, json_labels=json_labels)
         if not self.lines:
             raise ValueError(f"no samples in {list(label_file_list)}; the label files are empty")
+        self.skipped_unknown_chars: list[str] = []
+        if not json_labels and (global_config or {}).get("character_dict_path"):
+            self._skip_unknown_chars(global_config, list(label_file_list))
         self._check_images_exist()
 
         self.ops = build_transforms(transforms, global_config)
@@ -181,6 +186,28 @@ class SimpleDataSet(paddle.io.Dataset):
                 file_lines = [file_lines[i] for i in chosen]
             lines.extend(file_lines)
         return lines
+
+    def _skip_unknown_chars(self, global_config: dict, label_files: list) -> None:
+        """Leave out recognition labels that hold a character outside the dictionary, as the split stage says.
+
+        PaddleOCR's encoders would delete such characters and train on the rest (``café`` as ``caf``), which
+        teaches the model to read a text that is not in the image. ``skipped_unknown_chars`` keeps their
+        ``file:line``.
+        """
+        known = set(load_dictionary(global_config["character_dict_path"], bool(global_config.get("use_space_char"))))
+        kept = []
+        for line in self.lines:
+            if all(ch in known for ch in line.label):
+                kept.append(line)
+            else:
+                self.skipped_unknown_chars.append(line.where)
+        if not kept:
+            raise ValueError(
+                f"every label in {label_files} holds a character outside the dictionary "
+                f"{global_config['character_dict_path']} (first at {self.skipped_unknown_chars[0]}), so none can "
+                f"be trained on; add the characters to the dictionary (dictionary.character_dict_path in params.yaml)"
+            )
+        self.lines = kept
 
     def _check_images_exist(self) -> None:
         missing = [ln for ln in self.lines if not os.path.isfile(os.path.join(self.data_dir, ln.image))]

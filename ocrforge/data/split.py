@@ -224,7 +224,7 @@ def format_summary(summary: dict) -> str:
             lines.append(
                 f"  {report['labels_with_missing_chars']} label(s) use characters missing from the dictionary: {shown}"
                 f" (first at {next(iter(report['missing_chars'].values()))['examples'][0]}); add them to the"
-                f" dictionary or those labels will be skipped in training"
+                f" dictionary or those labels will be skipped in recognition training and validation"
             )
         if report["labels_too_long"]:
             lines.append(

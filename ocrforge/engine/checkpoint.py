@@ -1,40 +1,60 @@
 """Checkpoints as PaddleOCR lays them out: ``<dir>/<name>.pdparams`` (model weights), ``<name>.pdopt``
 (optimizer state, the lr schedule's included) and ``<name>.states.json`` (epoch, steps, best metric,
-generator states, config hash).
+generator states as plain JSON, config hash).
 
-Each file is written to a temporary name and renamed into place, and ``states.json`` goes last and holds
-the sha256 of the other two, so a run killed while saving leaves either the old checkpoint or the new
-one, and a mixed set is detected on load instead of being trained on.
+A save is one unit: the three files are first written whole to ``<file>.tmp<pid>`` (``states.json`` last,
+holding the sha256 of the other two), and only then renamed over the previous ones. So the previous
+checkpoint stays untouched until the new one is complete on disk; a run killed while the temporaries are
+written leaves them incomplete, and :func:`recover_checkpoints` (run when training starts) deletes them; a run
+killed between the renames leaves a complete new ``states.json.tmp<pid>``, and recovery finishes the renames.
+A full disk during a save removes the temporaries, keeps the previous checkpoint and says so.
+
+Nothing here unpickles: ``states.json`` is JSON; the ``.pdparams``/``.pdopt`` files are paddle's own format,
+which is pickle-based, so only load model folders you trust (README, "Which files are trusted").
 """
 
 from __future__ import annotations
 
-import base64
+import errno
 import hashlib
 import io
 import json
+import logging
 import os
-import pickle
+import re
 import warnings
 from typing import Any
 
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 import paddle
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: generator states as JSON (1 held them pickled, which is no longer read)
+
+logger = logging.getLogger("ocrforge.engine")
+
+_KINDS = (("params", "pdparams"), ("opt", "pdopt"), ("states", "states.json"))
+_TMP = re.compile(r"^(?P<name>.+)\.(?P<kind>pdparams|pdopt|states\.json)\.tmp(?P<pid>\d+)$")
+_OTHER_TMP = re.compile(r"^.+\.tmp\d+$")
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that is missing a file, is inconsistent, or does not fit the model."""
+    """A checkpoint that is missing a file, is inconsistent, does not fit the model, or could not be saved."""
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` and flush it to the disk (a temporary, renamed later)."""
+    with open(path, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _paddle_bytes(obj: Any) -> bytes:
@@ -57,13 +77,83 @@ def unwrap(model: paddle.nn.Layer) -> paddle.nn.Layer:
     return getattr(model, "_layers", model) if isinstance(model, paddle.DataParallel) else model
 
 
-def encode_pickle(obj: Any) -> str:
-    """Objects JSON cannot hold (generator states) as base64 text inside ``states.json``."""
-    return base64.b64encode(pickle.dumps(obj)).decode("ascii")
+def _sha256_file(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
-def decode_pickle(text: str) -> Any:
-    return pickle.loads(base64.b64decode(text.encode("ascii")))
+def _complete_save(directory: str, name: str, pid: str) -> dict | None:
+    """The states of save ``(name, pid)`` when its temporaries form a whole checkpoint, else None.
+
+    Whole: ``<name>.states.json.tmp<pid>`` is valid JSON and each file it hashes is either still a
+    temporary of that save or (already renamed) the final file, with that hash."""
+    paths = checkpoint_paths(directory, name)
+    try:
+        with open(f"{paths['states']}.tmp{pid}", encoding="utf-8") as f:
+            states = json.load(f)
+    except (OSError, ValueError):
+        return None
+    digests = states.get("sha256") if isinstance(states, dict) else None
+    if not isinstance(digests, dict) or "pdparams" not in digests:
+        return None
+    for kind, key in _KINDS[:2]:
+        if key not in digests:
+            continue
+        tmp = f"{paths[kind]}.tmp{pid}"
+        found = _sha256_file(tmp) if os.path.exists(tmp) else _sha256_file(paths[kind])
+        if found != digests[key]:
+            return None
+    return states
+
+
+def recover_checkpoints(directory: str, log: logging.Logger = logger) -> list[str]:
+    """Finish or undo the saves a killed run left in ``directory``; remove every other stale temporary
+    (``*.tmp<pid>``), so none stays on the disk or is committed by DVC. Returns what was done, one line each.
+
+    Call it when no save is running (at the start of training); several processes may call it at once."""
+    if not os.path.isdir(directory):
+        return []
+    saves: dict[tuple[str, str], list[str]] = {}
+    others = []
+    for entry in sorted(os.listdir(directory)):
+        m = _TMP.match(entry)
+        if m:
+            saves.setdefault((m["name"], m["pid"]), []).append(entry)
+        elif _OTHER_TMP.match(entry) and os.path.isfile(os.path.join(directory, entry)):
+            others.append(entry)
+    done = []
+    for (name, pid), entries in sorted(saves.items()):
+        paths = checkpoint_paths(directory, name)
+        if _complete_save(directory, name, pid) is not None:
+            for kind, _ in _KINDS:  # states last, as in a save
+                try:
+                    os.replace(f"{paths[kind]}.tmp{pid}", paths[kind])
+                except FileNotFoundError:
+                    pass  # renamed before the kill (or by another process just now)
+            done.append(f"finished the interrupted save of checkpoint {name!r} in {directory} "
+                        f"(it was whole; {len(entries)} file(s) renamed into place)")
+        else:
+            for entry in entries:
+                try:
+                    os.remove(os.path.join(directory, entry))
+                except FileNotFoundError:
+                    pass
+            done.append(f"removed {len(entries)} temporary file(s) of an interrupted save of checkpoint {name!r} "
+                        f"in {directory} ({', '.join(entries)}); the previous {name!r} is kept")
+    for entry in others:
+        try:
+            os.remove(os.path.join(directory, entry))
+        except FileNotFoundError:
+            continue
+        done.append(f"removed the stale temporary file {os.path.join(directory, entry)}")
+    if done:
+        _fsync_dir(directory)
+    for line in done:
+        log.warning("%s", line)
+    return done
 
 
 PORTABLE_KEY = "ocrforge_structured_names"
@@ -111,24 +201,51 @@ def load_portable_optimizer_state(optimizer: paddle.optimizer.Optimizer, model: 
         optimizer.set_state_dict(state)
 
 
+def _disk_full_error(exc: OSError, path: str, directory: str, name: str, needed: int) -> CheckpointError:
+    return CheckpointError(
+        f"the disk is full: writing {path} failed ({exc.strerror}); checkpoint {name!r} was not saved and the "
+        f"previous one in {directory} is kept, so a rerun resumes from it. Free at least {needed / 1e6:.0f} MB on "
+        f"the disk that holds {os.path.abspath(directory)} (`df -h {directory}`; `dvc gc` removes unused cached "
+        f"versions), then run again.")
+
+
 def save_checkpoint(directory: str, name: str, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer | None,
                     states: dict[str, Any]) -> dict[str, str]:
-    """Write ``<name>.pdparams``, ``<name>.pdopt`` and ``<name>.states.json`` atomically; returns the paths.
+    """Write ``<name>.pdparams``, ``<name>.pdopt`` and ``<name>.states.json`` as one unit; returns the paths.
 
-    ``states`` must be JSON-serialisable (encode other objects with :func:`encode_pickle`).
+    ``states`` must be JSON-serialisable (plain numbers, strings, lists, dicts). A full disk raises
+    CheckpointError and leaves the previous checkpoint as it was.
     """
     os.makedirs(directory, exist_ok=True)
     paths = checkpoint_paths(directory, name)
-    params = _paddle_bytes(unwrap(model).state_dict())
-    opt = _paddle_bytes(portable_optimizer_state(optimizer, model)) if optimizer is not None else b""
+    blobs = {"params": _paddle_bytes(unwrap(model).state_dict())}
+    if optimizer is not None:
+        blobs["opt"] = _paddle_bytes(portable_optimizer_state(optimizer, model))
     record = dict(states)
     record["format_version"] = FORMAT_VERSION
-    record["sha256"] = {"pdparams": hashlib.sha256(params).hexdigest(), "pdopt": hashlib.sha256(opt).hexdigest()}
-    text = json.dumps(record, indent=1, sort_keys=True).encode("utf-8")
-    _atomic_write(paths["params"], params)
-    if optimizer is not None:
-        _atomic_write(paths["opt"], opt)
-    _atomic_write(paths["states"], text)
+    record["sha256"] = {key: hashlib.sha256(blobs[kind]).hexdigest() for kind, key in _KINDS[:2] if kind in blobs}
+    blobs["states"] = json.dumps(record, indent=1, sort_keys=True, allow_nan=True).encode("utf-8")
+    suffix = f".tmp{os.getpid()}"
+    order = [kind for kind, _ in _KINDS if kind in blobs]  # states.json last: it makes the new set whole
+    written = []
+    try:
+        for kind in order:
+            written.append(paths[kind] + suffix)
+            _write_file(paths[kind] + suffix, blobs[kind])
+        _fsync_dir(directory)
+    except OSError as exc:
+        for tmp in written:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _disk_full_error(exc, written[-1], directory, name, sum(map(len, blobs.values()))) from exc
+        raise CheckpointError(f"writing {written[-1]} failed ({exc}); checkpoint {name!r} was not saved and the "
+                              f"previous one in {directory} is kept") from exc
+    for kind in order:
+        os.replace(paths[kind] + suffix, paths[kind])
+    _fsync_dir(directory)
     return paths
 
 
@@ -160,6 +277,8 @@ def load_checkpoint(directory: str, name: str, model: paddle.nn.Layer,
             with open(paths[kind], "rb") as f:
                 blobs[kind] = f.read()
         except FileNotFoundError:
+            if kind == "opt" and "pdopt" not in states.get("sha256", {"pdopt": 1}):
+                continue  # saved without an optimizer
             raise CheckpointError(f"checkpoint {name!r} in {directory!r} lacks {paths[kind]}") from None
         digest = states.get("sha256", {}).get(key)
         if digest and hashlib.sha256(blobs[kind]).hexdigest() != digest:

@@ -38,12 +38,41 @@ def seed_everything(seed: int) -> None:
     _paddle().seed(seed)
 
 
+def _paddle_states_to_json(states: list) -> list[dict]:
+    """Paddle's generator states as JSON: each ``GeneratorState`` is (device, seed, offset, engine text)."""
+    out = []
+    for st in states:
+        device, seed, offset, engine = st.__getstate__()
+        out.append({"device": int(device), "seed": int(seed), "offset": int(offset),
+                    "engine": bytes(engine).decode("ascii")})
+    return out
+
+
+def _paddle_states_from_json(states: list[dict]) -> list:
+    from paddle.base.libpaddle import GeneratorState
+
+    out = []
+    for st in states:
+        state = GeneratorState.__new__(GeneratorState)
+        state.__setstate__((int(st["device"]), int(st["seed"]), int(st["offset"]), list(st["engine"].encode("ascii"))))
+        out.append(state)
+    return out
+
+
 def get_rng_state() -> dict[str, Any]:
-    """The state of every global generator, as a picklable dict (see :func:`set_rng_state`)."""
+    """The state of every global generator as plain JSON data (numbers, strings, lists; no pickle), for
+    ``states.json``; :func:`set_rng_state` restores it."""
     paddle = _paddle()
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "paddle": paddle.get_rng_state()}
+    version, internal, gauss_next = random.getstate()
+    _, key, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    state = {
+        "python": {"version": int(version), "internal": [int(v) for v in internal], "gauss_next": gauss_next},
+        "numpy": {"key": [int(v) for v in key], "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached)},
+        "paddle": _paddle_states_to_json(paddle.get_rng_state()),
+    }
     if paddle.is_compiled_with_cuda():
-        state["paddle_cuda"] = paddle.get_cuda_rng_state()
+        state["paddle_cuda"] = _paddle_states_to_json(paddle.get_cuda_rng_state())
     return state
 
 
@@ -51,13 +80,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
     """Restore the generators from a :func:`get_rng_state` dict; absent entries are left alone."""
     paddle = _paddle()
     if "python" in state:
-        random.setstate(state["python"])
+        py = state["python"]
+        random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
     if "numpy" in state:
-        np.random.set_state(state["numpy"])
+        npy = state["numpy"]
+        np.random.set_state(("MT19937", np.array(npy["key"], dtype=np.uint32), npy["pos"], npy["has_gauss"],
+                             npy["cached_gaussian"]))
     if "paddle" in state:
-        paddle.set_rng_state(state["paddle"])
+        paddle.set_rng_state(_paddle_states_from_json(state["paddle"]))
     if "paddle_cuda" in state and paddle.is_compiled_with_cuda():
-        paddle.set_cuda_rng_state(state["paddle_cuda"])
+        paddle.set_cuda_rng_state(_paddle_states_from_json(state["paddle_cuda"]))
 
 
 def derive_seed(*parts: int) -> int:

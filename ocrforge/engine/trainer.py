@@ -63,9 +63,8 @@ from ocrforge.config import config_hash
 from ocrforge.engine.checkpoint import (
     checkpoint_exists,
     checkpoint_paths,
-    decode_pickle,
-    encode_pickle,
     load_checkpoint,
+    recover_checkpoints,
     save_checkpoint,
     unwrap,
 )
@@ -73,6 +72,12 @@ from ocrforge.engine.optim import build_optimizer
 from ocrforge.engine.seeding import get_rng_state, seed_everything, set_rng_state
 
 logger = logging.getLogger("ocrforge.engine")
+
+# The Global keys of the table above: a config may set them even where its YAML file does not list them.
+GLOBAL_KEYS = ("epoch_num", "save_model_dir", "seed", "eval_batch_epoch", "save_every_steps", "resume", "checkpoints",
+               "early_stopping_patience", "early_stopping_min_delta", "cal_metric_during_train", "use_amp",
+               "amp_level", "scale_loss", "use_dynamic_loss_scaling", "amp_custom_black_list", "use_dvclive",
+               "dvclive_dir", "dvclive_dvcyaml", "progress_bar")
 
 LATEST = "latest"
 BEST = "best_accuracy"
@@ -100,6 +105,7 @@ class TrainState:
     total_samples: int = 0
     total_wait_s: float = 0.0
     total_busy_s: float = 0.0
+    elapsed_s: float = 0.0  # wall time of the run up to this checkpoint, over every process that trained it
     stopped_reason: str | None = None
 
 
@@ -116,6 +122,21 @@ def _find_hook(loader: Any, name: str) -> Callable | None:
         if obj is not None and callable(getattr(obj, name, None)):
             return getattr(obj, name)
     return None
+
+
+def _json_plain(obj: Any) -> Any:
+    """Numbers, strings, lists and dicts only (numpy and paddle scalars and arrays converted), for states.json."""
+    if isinstance(obj, dict):
+        return {str(k): _json_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_plain(v) for v in obj]
+    if isinstance(obj, paddle.Tensor):
+        obj = obj.numpy()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
 
 
 def _merge_accumulated(parts: list[dict]) -> dict:
@@ -210,6 +231,7 @@ class Trainer:
                                                                  level="O2", master_weight=True)
 
         self.state = TrainState()
+        self._elapsed_before = 0.0
         self.live = None
         self.resumed_from: str | None = None
         self._warned = set()
@@ -254,17 +276,44 @@ class Trainer:
         return float(self.optimizer.get_lr())
 
     # ------------------------------------------------------------------ checkpoints
+    def _gather(self, obj: Any) -> list:
+        """``obj`` of every rank, in rank order (``[obj]`` in a single process)."""
+        if self.world_size == 1:
+            return [obj]
+        out: list = []
+        dist.all_gather_object(out, obj)
+        return out
+
+    def _mean_over_ranks(self, sums: dict[str, float]) -> dict[str, float]:
+        """Per-rank loss sums averaged over the ranks, so every rank logs (and judges) the same record."""
+        if self.world_size == 1 or not sums:
+            return sums
+        keys = sorted(sums)
+        t = paddle.to_tensor(np.array([sums[k] for k in keys], dtype="float64"))
+        dist.all_reduce(t)
+        return {k: float(v) / self.world_size for k, v in zip(keys, t.numpy())}
+
+    def _train_metric_state(self) -> dict | None:
+        """The train metric's running counters (``cal_metric_during_train``), so a resumed epoch counts the
+        steps trained before the interruption too."""
+        if not (self.cal_train_metric and self.metric is not None and hasattr(self.metric, "accumulated")):
+            return None
+        return _json_plain(self.metric.accumulated())
+
     def _states_record(self) -> dict:
-        rng = get_rng_state()
-        rngs = [rng]
-        if self.world_size > 1:
-            rngs = []
-            dist.all_gather_object(rngs, rng)
-        record = {"state": asdict(self.state), "rng": encode_pickle(rngs), "config_hash": config_hash(self.config),
-                  "world_size": self.world_size, "epoch_num": self.epoch_num}
+        self.state.elapsed_s = self._elapsed()
+        record = {"state": asdict(self.state), "rng": self._gather(get_rng_state()),
+                  "train_metric": self._gather(self._train_metric_state()),
+                  "rank_epoch_sums": self._gather(dict(self.state.epoch_sums)),
+                  "config_hash": config_hash(self.config), "world_size": self.world_size, "epoch_num": self.epoch_num}
         if self.scaler is not None:
-            record["grad_scaler"] = encode_pickle(self.scaler.state_dict())
+            record["grad_scaler"] = _json_plain(self.scaler.state_dict())
         return record
+
+    def _elapsed(self) -> float:
+        """Wall time of the whole run: the processes before the last resume plus this one (seconds)."""
+        start = getattr(self, "_start", None)
+        return self._elapsed_before + (time.perf_counter() - start if start is not None else 0.0)
 
     def save(self, name: str) -> None:
         """Write checkpoint ``name`` (rank 0 only; every rank must call it, for the RNG gather)."""
@@ -288,10 +337,25 @@ class Trainer:
             return False
         record = load_checkpoint(directory, name, self.model, self.optimizer)
         self.state = TrainState(**record["state"])
-        rngs = decode_pickle(record["rng"])
-        self._pending_rng = rngs[self.rank] if self.rank < len(rngs) else rngs[0]
-        if self.scaler is not None and "grad_scaler" in record:
-            self.scaler.load_state_dict(decode_pickle(record["grad_scaler"]))
+        self._elapsed_before = float(self.state.elapsed_s)
+        rngs = record.get("rng")
+        if isinstance(rngs, list) and rngs:
+            self._pending_rng = rngs[self.rank] if self.rank < len(rngs) else rngs[0]
+        else:  # format 1 pickled them: never unpickled, as a model folder from elsewhere could run code
+            logger.warning("%s/%s.states.json holds its generator states in the old pickled form, which is not "
+                           "loaded (unpickling can run code); training continues from the checkpoint with the "
+                           "generators seeded from Global.seed and the step, so dropout draws differ from an "
+                           "uninterrupted run", directory, name)
+            seed_everything(self.seed + self.state.global_step)
+        sums = record.get("rank_epoch_sums") or []
+        if self.rank < len(sums):  # this rank's own loss sums of the resumed epoch (``state`` holds rank 0's)
+            self.state.epoch_sums = dict(sums[self.rank])
+        metrics = record.get("train_metric") or []
+        metric_state = metrics[self.rank] if self.rank < len(metrics) else None
+        if metric_state is not None and self.state.step_in_epoch > 0 and hasattr(self.metric, "set_accumulated"):
+            self._pending_metric = metric_state
+        if self.scaler is not None and isinstance(record.get("grad_scaler"), dict):
+            self.scaler.load_state_dict(record["grad_scaler"])
         if record.get("config_hash") != config_hash(self.config):
             logger.warning("resuming %s/%s, which was written with another config (hash %s, now %s)",
                            directory, name, record.get("config_hash"), config_hash(self.config))
@@ -357,6 +421,10 @@ class Trainer:
         batches, total = self._epoch_batches(epoch, st.step_in_epoch)
         if st.step_in_epoch == 0 and self.cal_train_metric and self.metric is not None:
             self.metric.get_metric()  # start the epoch's train metric from zero
+        if hasattr(self, "_pending_metric"):  # a resumed epoch: the counters of its steps before the interruption
+            self.metric.get_metric()
+            self.metric.set_accumulated(self._pending_metric)
+            del self._pending_metric
         if hasattr(self, "_pending_rng"):
             set_rng_state(self._pending_rng)
             del self._pending_rng
@@ -497,7 +565,11 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train to ``Global.epoch_num`` (resuming from ``latest`` when there is one); returns the summary."""
-        start = time.perf_counter()
+        self._start = time.perf_counter()
+        if self.is_main:
+            recover_checkpoints(self.output_dir)
+        if self.world_size > 1:
+            dist.barrier()
         resumed = self._resume()
         if not resumed:
             seed_everything(self.seed)
@@ -512,11 +584,12 @@ class Trainer:
                 busy = st.epoch_wait_s + st.epoch_busy_s
                 steps = max(st.step_in_epoch, 1)
                 record: dict[str, Any] = {"epoch": epoch + 1}
-                record.update({f"train/{k}": v / steps for k, v in st.epoch_sums.items()})
+                record.update({f"train/{k}": v / steps for k, v in self._mean_over_ranks(st.epoch_sums).items()})
                 record["train/lr"] = self.current_lr()
                 record["train/samples_per_s"] = st.epoch_samples / busy if busy else 0.0
                 record["train/data_wait_share"] = st.epoch_wait_s / busy if busy else 0.0
                 if self.cal_train_metric and self.metric is not None and self.post_process is not None:
+                    self._gather_metric()
                     record.update({f"train/{k}": float(v) for k, v in self.metric.get_metric().items()
                                    if np.isscalar(v) or np.ndim(v) == 0})
                 last = epoch + 1 == self.epoch_num
@@ -524,6 +597,7 @@ class Trainer:
                 if self.eval_loader is not None and self.eval_every and ((epoch + 1) % self.eval_every == 0 or last):
                     record.update({f"val/{k}": v for k, v in self.evaluate().items()})
                     reason, is_best = self._after_eval(epoch, record)
+                    reason = self._gather(reason)[0]  # every rank stops with rank 0, whatever its own callbacks said
                 st.total_samples += st.epoch_samples
                 st.total_wait_s += st.epoch_wait_s
                 st.total_busy_s += st.epoch_busy_s
@@ -541,7 +615,7 @@ class Trainer:
                     logger.info("epoch %d/%d: %s", epoch + 1, self.epoch_num,
                                 ", ".join(f"{k}={v:.4g}" for k, v in record.items()
                                           if k != "epoch" and isinstance(v, float)))
-            summary = self.summary(time.perf_counter() - start)
+            summary = self.summary(self._elapsed())
             if self.live is not None:
                 for k in ("best_metric", "best_epoch", "samples_per_s", "data_wait_share", "wall_time_s"):
                     if summary[k] is not None:
@@ -552,7 +626,10 @@ class Trainer:
         return summary
 
     def summary(self, wall_time_s: float) -> dict[str, Any]:
-        """Best epoch and metric, timing and why training stopped; also written to ``train_summary.json``."""
+        """Best epoch and metric, timing and why training stopped; also written to ``train_summary.json``.
+
+        ``wall_time_s`` is the whole run's (a resumed run adds the time its earlier processes trained up to
+        their last checkpoint)."""
         st = self.state
         busy = st.total_wait_s + st.total_busy_s
         out = {

@@ -98,11 +98,37 @@ def _read_tensor(buf: memoryview, pos: int, framework_pb2) -> tuple[np.ndarray, 
     return array, pos + nbytes
 
 
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """Reads pickled plain data (dicts, lists, strings, numbers) and refuses everything else: a pickle can
+    only run code through a global it names (a function or class), and this one resolves none."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"it names {module}.{name}, and only plain data is read from it")
+
+
+def read_params_info(info_file: str | os.PathLike) -> dict[str, str]:
+    """``inference.pdiparams.info``: saved variable name -> dygraph name (``structured_name``).
+
+    Paddle writes the file with pickle; it is read here as plain data only, so an inference folder from
+    elsewhere cannot run code through it (its ``.pdiparams``/``.pdmodel`` are protobuf and raw tensors)."""
+    info_file = Path(info_file)
+    try:
+        with open(info_file, "rb") as fh:
+            info = _DataOnlyUnpickler(fh).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise ValueError(f"{info_file} was not read ({exc}): it should be paddle's table of parameter names, a "
+                         f"pickle of plain data. Export the model again with paddle from a source you trust") from None
+    if not isinstance(info, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in info.items()):
+        raise ValueError(f"{info_file} is not paddle's table of parameter names (a dict of dicts)")
+    return {k: str(v.get("structured_name", k)) for k, v in info.items()}
+
+
 def read_inference_params(infer_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     """The weights of an inference model folder, keyed by dygraph name (``backbone.conv1.conv.weight``).
 
     Reads ``inference.pdiparams`` directly (no static program, no global scope): the saved variables are
-    the program's persistable ones in sorted order; ``inference.pdiparams.info`` renames them.
+    the program's persistable ones in sorted order; ``inference.pdiparams.info`` renames them
+    (:func:`read_params_info`, plain data only).
     """
     from paddle.base.proto import framework_pb2
 
@@ -124,10 +150,7 @@ def read_inference_params(infer_dir: str | os.PathLike) -> dict[str, np.ndarray]
             f"left; the two files do not belong together"
         )
     info_file = infer_dir / "inference.pdiparams.info"
-    renames = {}
-    if info_file.is_file():
-        with open(info_file, "rb") as fh:
-            renames = {k: v.get("structured_name", k) for k, v in pickle.load(fh).items()}
+    renames = read_params_info(info_file) if info_file.is_file() else {}
     return {renames.get(name, name): array for name, array in arrays.items()}
 
 

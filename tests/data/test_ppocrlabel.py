@@ -126,3 +126,49 @@ def test_real_sroie100(sroie_dir):
     assert len(result.images) == 100
     assert result.num_lines == 5437
     assert result.problems == [] and result.unchecked == []
+
+
+# ---------------------------------------------------------------- encodings (issue 22, defects 3 and 4)
+
+def three_images(root: Path) -> None:
+    for name in ("a", "b", "c"):
+        write_image(root / "imgs" / f"{name}.jpg")
+
+
+def test_a_byte_order_mark_in_filestate_keeps_the_first_image(tmp_path):
+    """Before: the BOM became part of the first path, so that image counted as unchecked, without a word."""
+    three_images(tmp_path)
+    label = write_folder(tmp_path, [row(f"imgs/{n}.jpg", [BOX]) for n in "abc"])
+    (tmp_path / "fileState.txt").write_bytes(b"\xef\xbb\xbf" + "".join(
+        f"imgs/{n}.jpg\t1\n" for n in "abc").encode("utf-8"))  # as Notepad saves it
+    result = load_ppocrlabel(label)
+    assert [im.key for im in result.images] == ["imgs/a.jpg", "imgs/b.jpg", "imgs/c.jpg"]
+    assert result.unchecked == [] and result.problems == []
+
+
+@pytest.mark.parametrize("where", ["Label.txt", "fileState.txt"])
+def test_a_byte_that_is_not_utf8_is_reported_with_its_file_and_line(tmp_path, where):
+    """Before: UnicodeDecodeError with no file or line, in 'stop' and 'skip' alike."""
+    three_images(tmp_path)
+    rows = [row(f"imgs/{n}.jpg", [BOX]) for n in "abc"]
+    states = [f"{tmp_path}/imgs/{n}.jpg\t1" for n in "abc"]
+    lines = rows if where == "Label.txt" else states
+    data = [line.encode("utf-8") for line in lines]
+    data[1] = data[1].replace(b"imgs/b.jpg", b"imgs/b\xe9.jpg") if where == "fileState.txt" else \
+        data[1].replace(b"AB12", b"AB\xe912")  # latin-1 e-acute
+    label = write_folder(tmp_path, rows, states)
+    (tmp_path / where).write_bytes(b"".join(d + b"\n" for d in data))
+    column = data[1].index(b"\xe9") + 1
+    expected = (f"{tmp_path / where}:2: not valid UTF-8 (byte 0xe9 at column {column}); the line is left out. "
+                f"Re-save {where} as UTF-8")
+    with pytest.raises(LabelError) as info:
+        load_ppocrlabel(label, on_error="stop")
+    assert expected in str(info.value) and str(info.value).startswith(f"1 problem(s) in {tmp_path / where}:")
+    result = load_ppocrlabel(label, on_error="skip")
+    assert [im.key for im in result.images] == ["imgs/a.jpg", "imgs/c.jpg"]
+    assert [str(p) for p in result.problems][0].startswith(expected) and len(result.problems) == 1
+    assert result.summary()["problems"] == 1
+    if where == "Label.txt":
+        assert result.skipped_images == 1
+    else:  # the image whose fileState line is unreadable is not marked checked
+        assert result.unchecked == ["imgs/b.jpg"]

@@ -223,3 +223,54 @@ def test_resume_with_a_loader_without_start_step_draws_and_drops(tmp_path):
     a, b = weights(straight.model), weights(resumed.model)
     for k in a:
         np.testing.assert_allclose(a[k], b[k], atol=1e-6, rtol=0, err_msg=k)
+
+
+def test_a_resumed_run_reports_the_whole_run(tmp_path):
+    """Issue 22, defect 10: the train metric of a resumed epoch counts its steps before the interruption too,
+    and the wall time is the whole run's, not the last process's."""
+    import time
+
+    straight = make_trainer(tmp_path / "straight", epoch_num=2, save_every_steps=4, cal_metric_during_train=True)
+    straight.fit()
+    slow = [lambda tr, logs: time.sleep(0.15), interrupt_at(10)]
+    broken = make_trainer(tmp_path / "resumed", epoch_num=2, save_every_steps=4, cal_metric_during_train=True,
+                          on_step=slow)
+    with pytest.raises(Interrupt):
+        broken.fit()
+    before = read_states(str(tmp_path / "resumed"), "latest")
+    assert before["state"]["global_step"] == 8 and before["state"]["elapsed_s"] > 1.0  # 8 steps of 0.15 s at least
+    resumed = make_trainer(tmp_path / "resumed", epoch_num=2, save_every_steps=4, cal_metric_during_train=True)
+    t0 = time.perf_counter()
+    summary = resumed.fit()
+    this_process = time.perf_counter() - t0
+    # epoch 2 was resumed after 2 of its 6 batches: its train metric still covers all 24 samples
+    assert [h["train/total"] for h in resumed.state.history] == [24.0, 24.0]
+    for h1, h2 in zip(straight.state.history, resumed.state.history):
+        assert h1["train/acc"] == h2["train/acc"]
+    assert summary["wall_time_s"] == pytest.approx(before["state"]["elapsed_s"] + this_process, abs=0.5)
+    assert json.loads((tmp_path / "resumed" / "train_summary.json").read_text())["wall_time_s"] == summary["wall_time_s"]
+
+
+def test_pickled_generator_states_of_an_old_checkpoint_are_never_unpickled(tmp_path, caplog):
+    """Issue 22, defect 12: states.json from a model folder of someone else must not run code on resume."""
+    import base64
+    import pickle
+
+    with pytest.raises(Interrupt):
+        make_trainer(tmp_path, epoch_num=2, save_every_steps=3, on_step=[interrupt_at(4)]).fit()
+    proof = tmp_path / "code_ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(proof), "w"))
+
+    path = tmp_path / "latest.states.json"
+    record = json.loads(path.read_text())
+    record["rng"] = base64.b64encode(pickle.dumps([Payload()])).decode("ascii")  # format 1 stored it so
+    path.write_text(json.dumps(record))
+    with caplog.at_level("WARNING", logger="ocrforge.engine"):
+        summary = make_trainer(tmp_path, epoch_num=2, save_every_steps=3).fit()
+    assert not proof.exists()
+    assert summary["global_steps"] == 12 and summary["resumed_from"].endswith("latest")
+    assert "old pickled form, which is not loaded (unpickling can run code)" in caplog.text
+    assert isinstance(read_states(str(tmp_path), "latest")["rng"], list)  # rewritten as JSON

@@ -124,3 +124,28 @@ def test_missing_files_say_what_to_give(tmp_path):
         load_inference_weights(model, tmp_path)
     with pytest.raises(FileNotFoundError, match="pdparams"):
         load_pdparams(model, tmp_path / "nothing.pdparams")
+
+
+def test_the_params_info_of_an_inference_folder_is_read_as_plain_data_only(tmp_path):
+    """Issue 22, defect 12: inference.pdiparams.info is a pickle; one from someone else's folder must not
+    run code. The shipped one still reads (the names our layers use)."""
+    import pickle
+    import shutil
+
+    from ocrforge.models.pretrained import SHIPPED_DET_DIR, read_inference_params, read_params_info
+
+    names = read_params_info(SHIPPED_DET_DIR / "inference.pdiparams.info")
+    assert len(names) > 100 and "backbone.conv1.conv.weight" in names.values()
+    folder = tmp_path / "someone_elses_model"
+    shutil.copytree(SHIPPED_DET_DIR, folder)
+    proof = tmp_path / "code_ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(proof), "w"))
+
+    (folder / "inference.pdiparams.info").write_bytes(pickle.dumps({"conv2d_0.w_0": Payload()}))
+    with pytest.raises(ValueError, match=r"inference.pdiparams.info was not read \(it names (io|builtins).open, and only "
+                                         r"plain data is read from it\)"):
+        read_inference_params(folder)
+    assert not proof.exists()

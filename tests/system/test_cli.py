@@ -40,7 +40,71 @@ def test_import_ocrforge_does_not_import_paddle():
 
 def test_unknown_stage_is_exit_1():
     code, out = run("stage", "no_such_stage")
-    assert code == 1 and json.loads(out)["success"] is False
+    assert code == 1
+    assert json.loads(out) == {"success": False, "error": (
+        "unknown stage 'no_such_stage'. Known stages: benchmark, demo_data, distill_det, eval, export, split, "
+        "train_det, train_rec. A plugin package can add one through the 'ocrforge.plugins' entry-point group.")}
+
+
+def test_pipeline_stages_are_the_dvc_stages_and_scripts(repo_root):
+    import yaml
+
+    from ocrforge.stages_registry import PIPELINE_STAGES
+
+    dvc_stages = list(yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"])
+    scripts = sorted(p.stem for p in (repo_root / "stages").glob("*.py"))
+    assert list(PIPELINE_STAGES) == dvc_stages and sorted(PIPELINE_STAGES) == scripts
+
+
+def test_stage_split_runs_the_real_stage(repo_root, tmp_path, monkeypatch):
+    """``ocrforge stage split`` in a project folder runs stages/split.py on its params.yaml, as dvc repro would."""
+    import shutil
+
+    import yaml
+
+    from ocrforge.data.demo import DemoConfig, generate_demo_dataset
+
+    generate_demo_dataset(tmp_path / "labels", DemoConfig(num_images=10, seed=3, width=160, height=120))
+    (tmp_path / "stages").mkdir()
+    shutil.copy(repo_root / "stages" / "split.py", tmp_path / "stages" / "split.py")
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["split"]["input"] = "labels"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"split": params["split"],
+                                                          "dictionary": params["dictionary"]}))
+    monkeypatch.chdir(tmp_path)
+    code, out = run("stage", "split")
+    assert code == 0, out
+    report = json.loads((tmp_path / "reports" / "split.json").read_text())
+    assert {name: counts["images"] for name, counts in report["splits"].items()} == {"train": 6, "val": 2, "test": 2}
+    assert (tmp_path / "data" / "split").is_dir()
+
+
+def test_stage_outside_a_project_says_where_to_run_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out = run("stage", "split")
+    assert code == 1
+    assert json.loads(out) == {"success": False, "error": (
+        f"{tmp_path / 'stages' / 'split.py'} not found; run `ocrforge stage split` in the ocrforge project folder "
+        f"(the one holding dvc.yaml, params.yaml and stages/)")}
+
+
+def test_plugin_stage_through_entry_points(install_plugin, tmp_path, monkeypatch):
+    """A third-party package's stage, declared only through the ``ocrforge.plugins`` entry point, runs."""
+    from ocrforge import registry
+
+    install_plugin("acme_stage_plugin", f"""
+        from pathlib import Path
+
+        from ocrforge.registry import STAGES
+
+        @STAGES.register("acme_count")
+        def acme_count():
+            Path({str(tmp_path / "ran.txt")!r}).write_text("acme ran\\n")
+    """)
+    monkeypatch.setattr(registry, "STAGES", registry.Registry("stage", ("ocrforge.stages_registry",)))
+    code, out = run("stage", "acme_count")
+    assert (code, out) == (0, "")
+    assert (tmp_path / "ran.txt").read_text() == "acme ran\n"
 
 
 def test_registered_stage_runs():
@@ -61,7 +125,7 @@ def test_infer_one_image_prints_the_schema_and_draws(exported_dir, known_image, 
     result = json.loads(out)
     assert list(result) == ["success", "full_text", "lines"]
     assert result["full_text"] == KNOWN_FULL_TEXT
-    drawn = cv2.imread(str(tmp_path / "drawn" / "known.png"))
+    drawn = cv2.imread(str(tmp_path / "drawn" / "known.png.png"))
     assert drawn.shape == known_image[0].shape and (drawn != known_image[0]).any()
 
     from ocrforge import OCR
@@ -117,8 +181,8 @@ def test_infer_folder_with_workers_reads_as_one_process(exported_dir, known_imag
                               "--draw", tmp_path / "drawn")
     assert code_pool == code_one == 2
     assert json.loads(out_pool) == json.loads(out_one)
-    assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == ["a_known.png", "c_demo0.png", "c_demo1.png",
-                                                                      "c_demo2.png"]
+    assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == ["a_known.png.png", "c_demo0.png.png",
+                                                                      "c_demo1.png.png", "c_demo2.png.png"]
 
 
 @pytest.mark.slow
@@ -146,3 +210,95 @@ def test_pool_on_a_broken_export_fails_with_a_message(exported_dir, tmp_path):
     (broken / "det" / "inference.pdiparams").write_bytes(b"not paddle parameters")
     with pytest.raises(RuntimeError, match="could not load the models"):
         OCRPool(broken, workers=2)
+
+
+def bad_files_folder(folder, known):
+    """A folder of two good images around a zero-byte file and a PNG declaring 40000 x 40000 pixels."""
+    from image_files import png_with_header
+
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), known)
+    (folder / "b.jpg").write_bytes(b"")
+    (folder / "c.png").write_bytes(png_with_header(40000, 40000))
+    cv2.imwrite(str(folder / "d.jpg"), known)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_empty_and_over_size_images_are_error_lines(exported_dir, known_image, tmp_path, workers):
+    """Zero bytes and too many pixels: an error line each, the good images read, exit 2; one or two processes."""
+    folder = bad_files_folder(tmp_path / "images", known_image[0])
+    code, out = run("infer", folder, "--model-dir", exported_dir, "--workers", workers)
+    assert code == 2
+    results = json.loads(out)
+    assert [r["image"] for r in results] == [str(folder / n) for n in ("a.jpg", "b.jpg", "c.png", "d.jpg")]
+    assert [r.get("full_text") for r in results] == [KNOWN_FULL_TEXT, None, None, KNOWN_FULL_TEXT]
+    assert results[1]["error"] == f"{folder / 'b.jpg'} is an empty file (0 bytes), not an image"
+    assert results[2]["error"].startswith(f"{folder / 'c.png'} is too large: 40000 x 40000 pixels exceeds OpenCV's "
+                                          f"limit of 1073741824 pixels")
+
+    code, out = run("infer", folder, "--model-dir", exported_dir, "--workers", workers, "--jsonl")
+    assert code == 2 and [json.loads(line) for line in out.splitlines()] == results
+
+
+@pytest.mark.slow
+def test_black_text_on_transparent_reads_as_on_white(exported_dir, known_image, tmp_path):
+    from image_files import transparent_text
+
+    image = tmp_path / "transparent.png"
+    cv2.imwrite(str(image), transparent_text(cv2.cvtColor(known_image[0], cv2.COLOR_BGR2GRAY)))
+    code, out = run("infer", image, "--model-dir", exported_dir)
+    assert code == 0 and json.loads(out)["full_text"] == KNOWN_FULL_TEXT
+
+
+def test_draw_at_a_file_is_refused_before_reading(tmp_path):
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), 255 * __import__("numpy").ones((20, 20, 3), "uint8"))
+    (tmp_path / "notes.txt").write_text("mine\n")
+    # the model folder does not exist either: the --draw error comes first, before anything is loaded or read
+    code, out = run("infer", image, "--model-dir", tmp_path / "no_export", "--draw", tmp_path / "notes.txt")
+    assert code == 1
+    assert json.loads(out) == {"success": False, "error": (
+        f"--draw {tmp_path / 'notes.txt'} is a file, not a folder; give a folder for the drawings (created if missing)")}
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+    code, out = run("infer", tmp_path, "--model-dir", tmp_path / "no_export", "--draw", tmp_path)
+    assert code == 1 and json.loads(out)["error"].startswith(f"--draw {tmp_path} is the folder of the images;")
+
+
+@pytest.mark.slow
+def test_draw_names_never_collide_nor_follow_symlinks(exported_dir, known_image, tmp_path):
+    import numpy as np
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), known_image[0])
+    cv2.imwrite(str(folder / "a.png"), known_image[0][:, ::-1])  # mirrored: another drawing
+    drawn = tmp_path / "drawn"
+    drawn.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (drawn / "a.png.png").symlink_to(victim)
+    code, out = run("infer", folder, "--model-dir", exported_dir, "--draw", drawn, "--workers", "2")
+    assert code == 0
+    assert [r["full_text"] for r in json.loads(out)][0] == KNOWN_FULL_TEXT
+    assert sorted(p.name for p in drawn.iterdir()) == ["a.jpg.png", "a.png.png"]
+    assert victim.read_text() == "precious\n"  # the link was replaced by the drawing, not written through
+    assert not (drawn / "a.png.png").is_symlink()
+    from_jpg, from_png = cv2.imread(str(drawn / "a.jpg.png")), cv2.imread(str(drawn / "a.png.png"))
+    assert from_jpg.shape == from_png.shape == known_image[0].shape and not np.array_equal(from_jpg, from_png)
+
+
+@pytest.mark.slow
+def test_a_drawing_that_cannot_be_written_keeps_the_result(exported_dir, known_image, tmp_path):
+    image = tmp_path / "known.png"
+    cv2.imwrite(str(image), known_image[0])
+    (tmp_path / "drawn" / "known.png.png").mkdir(parents=True)  # a folder where the drawing should go
+    code, out = run("infer", image, "--model-dir", exported_dir, "--draw", tmp_path / "drawn")
+    assert code == 2
+    result = json.loads(out)
+    assert result["success"] is True and result["full_text"] == KNOWN_FULL_TEXT
+    assert result["draw_error"].startswith(
+        f"drawing {image} into {tmp_path / 'drawn' / 'known.png.png'} failed: IsADirectoryError")
+    assert [p.name for p in (tmp_path / "drawn").iterdir()] == ["known.png.png"]  # no temporary file left
