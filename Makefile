@@ -76,6 +76,42 @@ metrics: $(STAMP) ## show the metrics of the workspace and how they differ from 
 	dvc metrics show
 	dvc metrics diff
 
+# Experiments (README, Experiments). S: one or more param settings, each KEY=VALUE, a comma list queues a grid;
+# TARGETS: the stages to run up to (empty: all); QUEUE=1 queues instead of running.
+S ?=
+TARGETS ?=
+QUEUE ?=
+JOBS ?= 1
+exp: $(STAMP) ## run an experiment: make exp S="train_rec.lr=0.0005" [TARGETS=eval] [QUEUE=1]; a comma list with QUEUE=1 queues a grid
+	dvc exp run $(if $(QUEUE),--queue) $(foreach s,$(S),-S $(call shell_word,$(s))) $(TARGETS)
+
+queue: $(STAMP) ## run the queued experiments JOBS at a time (default 1) and wait for them
+	dvc queue start -j $(call shell_word,$(JOBS))
+	@while dvc queue status | grep -qwE 'Queued|Running'; do sleep 10; done
+	dvc queue status
+
+# A and B: the two revisions or experiment names compared (default: HEAD and the workspace)
+A ?= HEAD
+B ?=
+compare: $(STAMP) ## compare experiments: the exp show table, metrics diff and plots diff of A (HEAD) and B (workspace) into dvc_plots/
+	dvc exp show --only-changed --drop 'Created|State|Executor'
+	dvc metrics diff $(call shell_word,$(A)) $(if $(B),$(call shell_word,$(B)))
+	dvc plots diff $(call shell_word,$(A)) $(if $(B),$(call shell_word,$(B))) --out dvc_plots
+	@echo "curves: dvc_plots/index.html"
+
+# Remote storage (README, Remote storage): URL a local or network folder, or s3://, ssh://, gs:// with the
+# DVC plugin installed (pip install dvc-s3, dvc-ssh or dvc-gs, at the dvc version in configs/constraints.txt)
+URL ?=
+remote: $(STAMP) ## set the default DVC remote: make remote URL=/mnt/share/ocrforge-dvc (then commit .dvc/config)
+	@test -n $(call shell_word,$(URL)) || { echo 'give the storage: make remote URL=/path/or/s3://bucket/prefix'; exit 2; }
+	dvc remote add --default --force storage $(call shell_word,$(URL))
+
+push: $(STAMP) ## upload the data and models of dvc.lock to the default DVC remote
+	dvc push
+
+pull: $(STAMP) ## download the data and models of dvc.lock from the default DVC remote (no retraining)
+	dvc pull
+
 plots: $(STAMP) ## render the training curves to dvc_plots/index.html (and open it where a browser exists)
 	dvc plots show --open || dvc plots show
 
@@ -85,5 +121,4 @@ dag: $(STAMP) ## draw the pipeline's stages
 clean: ## remove the virtual environment and caches (not data/ or the DVC cache)
 	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info
 
-
-.PHONY: help install lock repro test test-fast bench infer prelabel serve serve-bench metrics plots dag clean
+.PHONY: help install lock repro test test-fast bench infer prelabel serve serve-bench exp queue compare remote push pull metrics plots dag clean

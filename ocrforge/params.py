@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 DEFAULT_PARAMS = Path("params.yaml")
 
 
@@ -251,12 +249,19 @@ def validate_params(params: dict, source: str = "params.yaml") -> None:
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> dict:
-    """The parsed params file, checked (:func:`validate_params`); a clear error if it is missing or wrong."""
+    """The parsed params file, checked (:func:`validate_params`); a clear error if it is missing or wrong.
+
+    Read as DVC reads and writes it (ruamel.yaml, YAML 1.2): `dvc exp run -S` rewrites params.yaml without the
+    quotes YAML 1.1 needs, and PyYAML would then read ``ratio: 6:2:2`` as the base-60 integer 21722 and
+    ``lr: 1e-4`` as a string, so a stage would run on other values than the ones DVC records.
+    """
+    from ruamel.yaml import YAML
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path.resolve()} not found; run the stages from the repository root")
     with open(path, encoding="utf-8-sig") as fh:
-        params = yaml.safe_load(fh)
+        params = YAML(typ="safe", pure=True).load(fh)
     if not isinstance(params, dict):
         raise ValueError(f"{path} must hold a YAML mapping of sections (demo, split, ...)")
     validate_params(params, str(path))

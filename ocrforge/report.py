@@ -1,7 +1,9 @@
 """The training report of a train stage: a short markdown for people and a JSON of the same facts for DVC.
 
 ``write_training_report(summary, history, verdict, path_md, path_json)`` takes the trainer's summary (see
-``Trainer.summary``), its per-epoch history and the :class:`ocrforge.analysis.Verdict` of the run.
+``Trainer.summary``), its per-epoch history and the :class:`ocrforge.analysis.Verdict` of the run. The JSON
+(declared as DVC metrics) holds no timing, so two runs that train the same weights give the same file and
+`dvc metrics diff` shows only what an experiment changed; the timings go to ``timing.json`` beside it.
 """
 
 from __future__ import annotations
@@ -40,12 +42,29 @@ def _seconds(value: float | None) -> str:
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
-def training_report_data(summary: dict, verdict: Verdict) -> dict[str, Any]:
-    """The JSON the stage declares as DVC metrics: ``verdict`` (its fields) and ``training`` (best metric,
-    epochs, wall time, time per epoch, samples/s, data-wait share, why it stopped)."""
+# what the trainer measures with a clock: different on every run, so kept out of the metrics JSON
+TIMING_KEYS = ("samples_per_s", "data_wait_share")
+
+
+def training_timing_data(summary: dict) -> dict[str, Any]:
+    """The run's timings (``timing.json``, not DVC metrics): wall time and time per epoch (s), samples/s and
+    the share of it spent waiting for data, over the run and per epoch."""
     epochs = summary.get("epochs_run") or 0
     wall = summary.get("wall_time_s")
     per_epoch = wall / epochs if wall is not None and epochs else None  # a resumed run's wall time is the whole run's
+    return {
+        "wall_time_s": wall,
+        "time_per_epoch_s": per_epoch,
+        "samples_per_s": summary.get("samples_per_s"),
+        "data_wait_share": summary.get("data_wait_share"),
+        "resumed_from": summary.get("resumed_from"),
+    }
+
+
+def training_report_data(summary: dict, verdict: Verdict) -> dict[str, Any]:
+    """The JSON the stage declares as DVC metrics: ``verdict`` (its fields), ``training`` (best metric, epochs,
+    why it stopped) and ``last`` (the last epoch's train and val figures), all free of timings."""
+    last = summary.get("last_record") or {}
     return {
         "verdict": verdict.to_dict(),
         "training": {
@@ -54,18 +73,15 @@ def training_report_data(summary: dict, verdict: Verdict) -> dict[str, Any]:
             "best_epoch": summary.get("best_epoch"),
             "epochs_run": summary.get("epochs_run"),
             "stopped_reason": summary.get("stopped_reason"),
-            "wall_time_s": wall,
-            "time_per_epoch_s": per_epoch,
-            "samples_per_s": summary.get("samples_per_s"),
-            "data_wait_share": summary.get("data_wait_share"),
         },
+        "last": {k: v for k, v in last.items() if k.split("/")[-1] not in TIMING_KEYS},
     }
 
 
 def format_training_report(summary: dict, history: Sequence[dict], verdict: Verdict, *, title: str = "training",
                            max_rows: int = 12) -> str:
     """The markdown text of the report (see :func:`write_training_report`)."""
-    data = training_report_data(summary, verdict)["training"]
+    data = {**training_report_data(summary, verdict)["training"], **training_timing_data(summary)}
     key = data["main_indicator"]
     lines = [f"# {title}", ""]
     lines += [f"**Verdict:** {verdict.reason}.", "",
@@ -112,16 +128,21 @@ def format_training_report(summary: dict, history: Sequence[dict], verdict: Verd
 
 
 def write_training_report(summary: dict, history: Sequence[dict], verdict: Verdict, path_md: str | Path,
-                          path_json: str | Path, *, title: str | None = None) -> dict[str, Any]:
-    """Write the markdown report ``path_md`` and the metrics JSON ``path_json``; returns the JSON data.
+                          path_json: str | Path, *, title: str | None = None,
+                          path_timing: str | Path | None = None) -> dict[str, Any]:
+    """Write the markdown report ``path_md``, the metrics JSON ``path_json`` and the timings ``path_timing``
+    (default: ``timing.json`` beside ``path_json``); returns the metrics JSON data.
 
     The title defaults to the report folder's name (``reports/train_rec/report.md`` -> ``train_rec``).
     """
     path_md, path_json = Path(path_md), Path(path_json)
+    path_timing = Path(path_timing) if path_timing is not None else path_json.with_name("timing.json")
     data = training_report_data(summary, verdict)
     text = format_training_report(summary, history, verdict, title=title or path_md.parent.name or "training")
-    for path in (path_md, path_json):
+    for path in (path_md, path_json, path_timing):
         path.parent.mkdir(parents=True, exist_ok=True)
     path_md.write_text(text, encoding="utf-8")
     path_json.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    timing = json.dumps(training_timing_data(summary), indent=2, default=str)
+    path_timing.write_text(timing + "\n", encoding="utf-8")
     return data

@@ -21,10 +21,12 @@ HISTORY = [
 ]
 SUMMARY = {"main_indicator": "acc", "best_metric": 0.8, "best_epoch": 3, "epochs_run": 4, "global_steps": 40,
            "wall_time_s": 40.2, "samples_per_s": 12.5, "data_wait_share": 0.05, "stopped_reason": "completed",
-           "resumed_from": None}
+           "resumed_from": None,
+           "last_record": {"epoch": 4, "train/loss": 0.05, "train/lr": 1e-4, "train/samples_per_s": 12.1,
+                           "train/data_wait_share": 0.04, "val/loss": 0.35, "val/acc": 0.79}}
 
 
-def test_report_markdown_and_json_carry_the_verdict_timings_and_evaluations(tmp_path):
+def test_report_markdown_carries_the_timings_and_the_metrics_json_none(tmp_path):
     verdict = analyse_training(HISTORY)
     md, js = tmp_path / "train_rec" / "report.md", tmp_path / "train_rec" / "report.json"
     data = write_training_report(SUMMARY, HISTORY, verdict, md, js)
@@ -57,8 +59,13 @@ def test_report_markdown_and_json_carry_the_verdict_timings_and_evaluations(tmp_
     assert on_disk == data
     assert on_disk["verdict"] == verdict.to_dict()
     assert on_disk["verdict"]["status"] == "overfitting" and on_disk["verdict"]["best_epoch"] == 3
-    assert on_disk["training"]["time_per_epoch_s"] == 40.2 / 4
-    assert on_disk["training"]["data_wait_share"] == 0.05
+    # the DVC metrics: what two runs of one config share; the clock's figures go to timing.json
+    assert on_disk["training"] == {"main_indicator": "acc", "best_metric": 0.8, "best_epoch": 3, "epochs_run": 4,
+                                   "stopped_reason": "completed"}
+    assert on_disk["last"] == {"epoch": 4, "train/loss": 0.05, "train/lr": 1e-4, "val/loss": 0.35, "val/acc": 0.79}
+    timing = json.loads((js.parent / "timing.json").read_text())
+    assert timing == {"wall_time_s": 40.2, "time_per_epoch_s": 40.2 / 4, "samples_per_s": 12.5,
+                      "data_wait_share": 0.05, "resumed_from": None}
 
 
 def test_a_resumed_run_reports_the_whole_runs_time():
@@ -97,6 +104,7 @@ def test_report_of_a_tiny_real_training(tmp_path):
     verdict = monitor.finish(stored)
     data = write_training_report(summary, trainer.state.history, verdict, tmp_path / "r.md", tmp_path / "r.json")
     assert verdict.evaluations == 3 and verdict.status == "improving"  # 3 evaluations cannot show convergence
-    assert data["training"]["epochs_run"] == 3 and data["training"]["samples_per_s"] > 0
+    assert data["training"]["epochs_run"] == 3 and data["last"]["epoch"] == 3 and "val/acc" in data["last"]
+    assert json.loads((tmp_path / "timing.json").read_text())["samples_per_s"] > 0
     text = (tmp_path / "r.md").read_text()
     assert "| epoch | train loss | val acc |" in text and text.count("\n| ") >= 3 + 4
