@@ -21,7 +21,8 @@ def main() -> None:
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps({k: v for k, v in report.items() if k != "out"}, indent=2) + "\n")
     log.info("converted %d tensors (%d values, %d layer pairs) from %s into %s; %d start fresh (threshold "
-             "branch); max |ours - onnxruntime| = %.3g", report["tensors"], report["values"], report["pairs"],
+             "branch); max |ours - onnxruntime| = %.3g", report["converted_tensors"], report["converted_values"],
+             report["layer_pairs"],
              wheel, CONVERTED_FILE, len(report["fresh"]), report["parity_max_abs_diff"])
 
 

@@ -91,7 +91,7 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
         assert f"Running stage '{stage}'" in run.stdout
     assert len({record.name.split(".")[0] for record in trace_dir.glob("*.json")}) == 9
     converted = json.loads((repo / "reports/ppocrv3_det.json").read_text())
-    assert converted["values"] == 592_625 and converted["parity_max_abs_diff"] < 1e-4
+    assert converted["converted_values"] == 592_625 and converted["parity_max_abs_diff"] < 1e-4
     assert undeclared_code_deps(repo, trace_dir) == {}
     det = json.loads((repo / "reports/train_det/report.json").read_text())
     assert det["verdict"]["status"] in {"improving", "converged", "overfitting", "diverging"}

@@ -249,8 +249,9 @@ class ConversionReport:
     fresh: list[str]  # our weights the ONNX does not have (the DB threshold branch)
 
     def as_dict(self) -> dict:
-        return {"pairs": self.pairs, "onnx_groups": self.onnx_groups, "values": self.values,
-                "tensors": self.tensors, "fresh": self.fresh}
+        # no key "values" or "index": `dvc metrics show` (tabulate) takes a column of that name for a method
+        return {"layer_pairs": self.pairs, "onnx_groups": self.onnx_groups, "converted_values": self.values,
+                "converted_tensors": self.tensors, "fresh": self.fresh}
 
 
 def convert_state(onnx_bytes: bytes, model) -> tuple[dict[str, np.ndarray], ConversionReport]:

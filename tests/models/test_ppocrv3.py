@@ -40,8 +40,8 @@ def ppocrv3_converted(ppocrv3_wheel, tmp_path_factory):
 
 def test_conversion_maps_every_inference_tensor_and_matches_onnxruntime(ppocrv3_converted):
     report, path = ppocrv3_converted
-    assert (report["pairs"], report["onnx_groups"], report["values"]) == (123, 123, 592_625)
-    assert report["tensors"] == 288 and report["fresh"] == THRESH_BRANCH
+    assert (report["layer_pairs"], report["onnx_groups"], report["converted_values"]) == (123, 123, 592_625)
+    assert report["converted_tensors"] == 288 and report["fresh"] == THRESH_BRANCH
     assert report["parity_max_abs_diff"] < 1e-4 and report["parity_image_hw"] == [360, 480]
     state = paddle.load(str(path))
     assert sum(int(v.size) for v in state.values()) == 592_625
