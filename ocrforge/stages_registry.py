@@ -17,7 +17,7 @@ from pathlib import Path
 from ocrforge.registry import STAGES
 
 # The stages of dvc.yaml, each the script stages/<name>.py (tests check the three lists agree).
-PIPELINE_STAGES = ("demo_data", "split", "train_det", "distill_det", "train_rec", "eval", "export", "benchmark")
+PIPELINE_STAGES = ("demo_data", "split", "ppocrv3_det", "train_det", "distill_det", "train_rec", "eval", "export", "benchmark")
 
 
 class StageScriptMissing(FileNotFoundError):

@@ -42,7 +42,7 @@ def test_unknown_stage_is_exit_1():
     code, out = run("stage", "no_such_stage")
     assert code == 1
     assert json.loads(out) == {"success": False, "error": (
-        "unknown stage 'no_such_stage'. Known stages: benchmark, demo_data, distill_det, eval, export, split, "
+        "unknown stage 'no_such_stage'. Known stages: benchmark, demo_data, distill_det, eval, export, ppocrv3_det, split, "
         "train_det, train_rec. A plugin package can add one through the 'ocrforge.plugins' entry-point group.")}
 
 
