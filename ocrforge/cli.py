@@ -20,6 +20,7 @@ place, so a symlink in ``DIR`` is replaced, never written through.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -38,6 +39,19 @@ def _echo(obj) -> None:
 
 def _error(message: str) -> dict:
     return {"success": False, "error": message}
+
+
+@contextlib.contextmanager
+def _loading_models(model_dir: Path):
+    """Exit 1 with a JSON error for a missing file or folder, 2 for an export that fails to load."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        _echo(_error(str(exc)))
+        sys.exit(EXIT_MISSING)
+    except Exception as exc:  # noqa: BLE001 - a broken export is reported as JSON, not a traceback
+        _echo(_error(f"loading the models in {model_dir} failed: {type(exc).__name__}: {exc}"))
+        sys.exit(EXIT_BAD_IMAGE)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -84,7 +98,7 @@ def infer(path: Path, model_dir: Path, draw_dir: Path | None, jsonl: bool, det_d
     options = dict(det_db_thresh=det_db_thresh, det_db_box_thresh=det_db_box_thresh,
                    det_db_unclip_ratio=det_db_unclip_ratio, drop_score=drop_score)
     pooled = workers > 1 and len(images) > 1
-    try:
+    with _loading_models(model_dir):
         if pooled:
             from ocrforge.pool import OCRPool
 
@@ -93,12 +107,6 @@ def infer(path: Path, model_dir: Path, draw_dir: Path | None, jsonl: bool, det_d
             from ocrforge.api import OCR
 
             ocr = OCR(model_dir, **options)
-    except FileNotFoundError as exc:
-        _echo(_error(str(exc)))
-        sys.exit(EXIT_MISSING)
-    except Exception as exc:  # noqa: BLE001 - a broken export is reported as JSON, not a traceback
-        _echo(_error(f"loading the models in {model_dir} failed: {type(exc).__name__}: {exc}"))
-        sys.exit(EXIT_BAD_IMAGE)
 
     worst, results = EXIT_OK, []
     outcomes = ocr.imap(images, errors="return") if pooled else (None for _ in images)
@@ -221,16 +229,10 @@ def prelabel(folder: Path, model_dir: Path, report: Path | None, measure: str, e
     from ocrforge import prelabel as pl
     from ocrforge.system import read_manifest
 
-    try:
+    with _loading_models(model_dir):
         pl.list_folder(folder)
         threshold = float(read_manifest(model_dir)["settings"]["drop_score"]) if drop_score is None else drop_score
         reader, close = pl.open_reader(model_dir, workers)
-    except FileNotFoundError as exc:
-        _echo(_error(str(exc)))
-        sys.exit(EXIT_MISSING)
-    except Exception as exc:  # noqa: BLE001 - a broken export is reported as JSON, not a traceback
-        _echo(_error(f"loading the models in {model_dir} failed: {type(exc).__name__}: {exc}"))
-        sys.exit(EXIT_BAD_IMAGE)
     try:
         result = pl.prelabel_folder(folder, reader, drop_score=threshold, measure=measure, report=report,
                                     expected_lines=expected_lines,
