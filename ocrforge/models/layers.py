@@ -12,12 +12,15 @@ PADDLE_HARDSIGMOID_SLOPE = 0.1666667  # paddle's default for F.hardsigmoid; Padd
 def upsample_nearest(x: paddle.Tensor, factor: int) -> paddle.Tensor:
     """Nearest-neighbour upsampling of (N, C, H, W) by an integer ``factor`` -> (N, C, H*f, W*f).
 
-    Written with ``repeat_interleave``, which exports and runs under paddle inference with oneDNN
-    (the interpolate op did not here); equal to ``F.interpolate(mode="nearest", scale_factor=factor)``.
+    Written as unsqueeze + expand + flatten, the one form found here that runs alike in dygraph, in paddle
+    inference with oneDNN (the interpolate op failed there) and in onnxruntime after paddle2onnx (its
+    ``repeat_interleave`` becomes a ``Tile`` that onnxruntime rejects); equal, value for value, to
+    ``F.interpolate(mode="nearest", scale_factor=factor)``.
     """
     if factor == 1:
         return x
-    return paddle.repeat_interleave(paddle.repeat_interleave(x, factor, axis=2), factor, axis=3)
+    wide = paddle.flatten(x.unsqueeze(-1).expand([-1, -1, -1, -1, factor]), start_axis=3, stop_axis=4)
+    return paddle.flatten(wide.unsqueeze(3).expand([-1, -1, -1, factor, -1]), start_axis=2, stop_axis=3)
 
 
 class SqueezeExcite(nn.Layer):
