@@ -18,7 +18,7 @@ def test_export_writes_both_formats_and_a_manifest(exported_dir):
     assert manifest["input_shapes"] == {"det": [None, 3, None, None], "rec": [None, 3, 48, None]}
     assert manifest["settings"]["rec_image_shape"] == [3, 48, 320]
     assert manifest["settings"]["det_db_box_thresh"] == 0.6
-    assert set(manifest["versions"]) == {"paddlepaddle", "paddleocr", "ocrforge"}
+    assert set(manifest["versions"]) == {"paddlepaddle", "paddleocr", "paddle2onnx", "onnxruntime", "ocrforge"}
     assert len(manifest["params_sha256"]) == 64
     for kind in ("det", "rec"):
         assert manifest["program_checks"][kind]["legacy_vs_pir"] < 1e-5
