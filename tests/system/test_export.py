@@ -30,7 +30,7 @@ def test_exported_reads_like_trained(trained_system, exported_dir, demo_images):
     from ocrforge.export import compare_systems
     from ocrforge.system import load_exported_system
 
-    report = compare_systems(trained_system, load_exported_system(exported_dir), demo_images)
+    report = compare_systems(trained_system, load_exported_system(exported_dir, backend="paddle"), demo_images)
     assert report["lines"] >= 3
     assert report["same"], report
     assert report["max_box_diff_px"] == 0.0 and report["max_score_diff"] < 1e-4
@@ -65,7 +65,7 @@ def test_paddleocr_class_loads_the_export_offline(exported_dir, demo_images, kno
         cls_model_dir=str(_rapidocr_dir() / "models" / "ch_ppocr_mobile_v2_cls_infer"),
         use_angle_cls=False, lang="en", use_gpu=False, show_log=False, use_space_char=True,
     )
-    ours = load_exported_system(exported_dir)
+    ours = load_exported_system(exported_dir, backend="paddle")  # the same runtime as the class
     for image in [known_image[0], *demo_images]:
         theirs = engine.ocr(image, cls=False)[0] or []
         mine = ours(image).lines
