@@ -117,8 +117,9 @@ class RapidOCREngine:
         self.model_files = files
         self.engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)  # runs ``files``
         self.threads = threads
-        self.label = f"rapidocr_onnxruntime {_version(PPOCRV4_PACKAGE)} (its PP-OCRv4 ONNX models), " \
-                     f"onnxruntime {_version('onnxruntime')}, {threads} thread(s)"
+        self.package = f"{PPOCRV4_PACKAGE} {_version(PPOCRV4_PACKAGE)}"
+        self.label = f"{self.package} (its PP-OCRv4 ONNX models), onnxruntime {_version('onnxruntime')}, " \
+                     f"{threads} thread(s)"
 
     def sessions(self) -> dict:
         """The onnxruntime sessions, ``{"det": ..., "rec": ...}``."""
@@ -169,8 +170,9 @@ class RapidOCRv6Engine:
         self.text_det = self.engine._load_det_model()
         self.text_rec = self.engine._load_rec_model()
         self.threads = threads
-        self.label = f"rapidocr {_version(PPOCRV6_PACKAGE)} (its PP-OCRv6 small ONNX models), " \
-                     f"onnxruntime {_version('onnxruntime')}, {threads} thread(s)"
+        self.package = f"{PPOCRV6_PACKAGE} {_version(PPOCRV6_PACKAGE)}"
+        self.label = f"{self.package} (its PP-OCRv6 small ONNX models), onnxruntime {_version('onnxruntime')}, " \
+                     f"{threads} thread(s)"
 
     def sessions(self) -> dict:
         """The onnxruntime sessions, ``{"det": ..., "rec": ...}``."""
