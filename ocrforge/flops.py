@@ -5,6 +5,8 @@ and the achieved GFLOP/s of an engine as a fraction of that peak.
   onnxruntime (shape inference alone stops at PaddleOCR's dynamic reshapes);
 - :func:`det_input_shapes` / :func:`det_flops`: a detector's FLOPs per image at the shapes
   ``DetResizeForTest`` gives the images (``limit_side_len`` / ``limit_type``, sides rounded to 32);
+- :func:`rec_flops` / :func:`rec_flops_over_crops`: a recogniser's FLOPs per crop (48 x 320, or each crop
+  at its own input width);
 - :func:`matmul_peak`: single-precision matmul GFLOP/s of this CPU at a thread count;
 - :func:`achieved`: GFLOP/s an engine reaches, and its fraction of the peak.
 
@@ -247,6 +249,28 @@ def achieved(flops_per_item: float, items_per_s: float, peak_gflops: float) -> d
 def rec_flops(onnx_path: str | os.PathLike, height: int = 48, width: int = 320) -> int:
     """A recogniser's FLOPs for one crop resized to ``height`` x ``width`` (PP-OCR: 48 x 320)."""
     return count_flops(onnx_path, np.zeros((1, 3, height, width), np.float32))["total"]
+
+
+def rec_input_width(height: int, width: int, rec_height: int = 48, rec_width: int = 320) -> int:
+    """Width of the recogniser's input for one crop of ``height`` x ``width`` read alone (PaddleOCR's and
+    RapidOCR's ``resize_norm_img``): the crop scaled to ``rec_height``, zero-padded to at least ``rec_width``."""
+    return int(rec_height * max(rec_width / rec_height, width / height))
+
+
+def rec_flops_over_crops(onnx_path: str | os.PathLike, crop_sizes, rec_height: int = 48,
+                         rec_width: int = 320) -> dict:
+    """A recogniser's FLOPs per crop over crops of ``crop_sizes`` (``[(height, width)]``), each read alone
+    at its input width (:func:`rec_input_width`); each distinct width measured once. ``mean``, ``min``,
+    ``max``, ``crops`` and ``widths`` (``{width: [crops, FLOPs]}``)."""
+    counts: dict[int, int] = {}
+    for height, width in crop_sizes:
+        w = rec_input_width(int(height), int(width), rec_height, rec_width)
+        counts[w] = counts.get(w, 0) + 1
+    flops = {w: rec_flops(onnx_path, rec_height, w) for w in counts}
+    crops = sum(counts.values())
+    return {"mean": sum(flops[w] * n for w, n in counts.items()) / crops, "min": min(flops.values()),
+            "max": max(flops.values()), "crops": crops,
+            "widths": {w: [counts[w], flops[w]] for w in sorted(counts)}}
 
 
 def model_flops(det_onnx: str | os.PathLike, rec_onnx: str | os.PathLike, image_sizes,

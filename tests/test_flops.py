@@ -8,7 +8,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ocrforge.flops import achieved, count_flops, det_flops, det_input_shape, matmul_peak, rec_flops
+from ocrforge.flops import (achieved, count_flops, det_flops, det_input_shape, matmul_peak, rec_flops,
+                           rec_flops_over_crops, rec_input_width)
 
 
 def _save(tmp_path, nodes, inputs, outputs, initializers, name="model.onnx"):
@@ -105,6 +106,17 @@ def test_the_shipped_pp_ocr_models_are_counted():
     assert v4_rec["total"] == rec_flops(v4["rec"]) == 1_455_812_360
     assert rec_flops(v6["rec"]) == 2_206_561_920
     assert count_flops(v6["det"], np.zeros((1, 3, 352, 480), np.float32))["total"] == 3_633_926_544
+
+
+def test_rec_flops_per_crop_at_each_input_width(tmp_path):
+    # read alone, a crop is scaled to height 48 and zero-padded to at least 320 wide
+    assert [rec_input_width(h, w) for h, w in [(20, 100), (24, 160), (30, 300), (10, 101)]] == [320, 320, 480, 484]
+    rng = np.random.default_rng(0)
+    conv = _save(tmp_path, [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1])],
+                 [_float("x")], [_float("y")], {"w": rng.random((2, 3, 1, 1), dtype=np.float32)}, "conv.onnx")
+    figures = rec_flops_over_crops(conv, [(20, 100), (24, 160), (30, 300)])
+    assert figures["widths"] == {320: [2, 12 * 48 * 320], 480: [1, 12 * 48 * 480]}
+    assert figures["mean"] == 12 * 48 * (2 * 320 + 480) / 3 and figures["crops"] == 3
 
 
 def test_achieved_fraction_of_the_peak():
