@@ -14,18 +14,21 @@ class OCR:
     """The exported detector and recogniser, loaded once (one predictor each) and reused for every image.
 
     ``det_db_thresh``, ``det_db_box_thresh``, ``det_db_unclip_ratio`` and ``drop_score`` default to the
-    values in the export's ``manifest.json``; ``use_onednn`` None follows the manifest; ``threads`` (None: every
-    core) is each predictor's math-library thread count.
+    values in the export's ``manifest.json``; ``backend`` is ``onnx`` (onnxruntime), ``paddle`` (paddle
+    inference) or None (onnx where the export has ONNX models: the faster one); ``use_onednn`` (paddle) None
+    follows the manifest; ``threads`` (None: every core) is each model's math-library thread count.
     """
 
     def __init__(self, model_dir: str | os.PathLike = "models/export", *, det_db_thresh: float | None = None,
                  det_db_box_thresh: float | None = None, det_db_unclip_ratio: float | None = None,
-                 drop_score: float | None = None, use_onednn: bool | None = None, threads: int | None = None):
+                 drop_score: float | None = None, use_onednn: bool | None = None, threads: int | None = None,
+                 backend: str | None = None):
         self.model_dir = Path(model_dir)
         self.system = load_exported_system(
-            self.model_dir, use_onednn=use_onednn, threads=threads, det_db_thresh=det_db_thresh,
+            self.model_dir, use_onednn=use_onednn, threads=threads, backend=backend, det_db_thresh=det_db_thresh,
             det_db_box_thresh=det_db_box_thresh, det_db_unclip_ratio=det_db_unclip_ratio, drop_score=drop_score,
         )
+        self.backend = self.system.backend
 
     def read(self, image: str | os.PathLike | np.ndarray) -> OcrResult:
         """The :class:`OcrResult` of an image file or an HWC uint8 BGR array.

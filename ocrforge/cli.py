@@ -80,8 +80,11 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Over a folder: read images in this many processes at once (1 thread each); the same "
                    "results, more images per second on several cores (e.g. one per core).")
+@click.option("--backend", type=click.Choice(["auto", "onnx", "paddle"]), default="auto", show_default=True,
+              help="Runtime of the exported models: onnx (onnxruntime on onnx/), paddle (paddle inference on det/ "
+                   "and rec/), or auto: onnx where the export has it (the faster one, README Benchmark).")
 def infer(path: Path, model_dir: Path, draw_dir: Path | None, jsonl: bool, det_db_thresh, det_db_box_thresh,
-          det_db_unclip_ratio, drop_score, workers: int) -> None:
+          det_db_unclip_ratio, drop_score, workers: int, backend: str) -> None:
     """Read the text of IMAGE, or of every image in DIR, and print it as JSON."""
     if not path.exists():
         _echo(_error(f"{path} not found; give an image file or a folder of images"))
@@ -96,7 +99,8 @@ def infer(path: Path, model_dir: Path, draw_dir: Path | None, jsonl: bool, det_d
             _echo(_error(problem))
             sys.exit(EXIT_MISSING)
     options = dict(det_db_thresh=det_db_thresh, det_db_box_thresh=det_db_box_thresh,
-                   det_db_unclip_ratio=det_db_unclip_ratio, drop_score=drop_score)
+                   det_db_unclip_ratio=det_db_unclip_ratio, drop_score=drop_score,
+                   backend=None if backend == "auto" else backend)
     pooled = workers > 1 and len(images) > 1
     with _loading_models(model_dir):
         if pooled:
@@ -259,8 +263,9 @@ def prelabel(folder: Path, model_dir: Path, report: Path | None, measure: str, e
               help="OCR processes, each with its own copy of the models (default: one per usable core).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="Math-library threads of each worker.")
-@click.option("--backend", type=click.Choice(["paddle"]), default="paddle", show_default=True,
-              help="Inference backend: only paddle (the exported Paddle inference models) for now; ONNX comes later.")
+@click.option("--backend", type=click.Choice(["auto", "onnx", "paddle"]), default="auto", show_default=True,
+              help="Runtime of the exported models: onnx (onnxruntime on onnx/), paddle (paddle inference on det/ "
+                   "and rec/), or auto: onnx where the export has it (the faster one, README Benchmark).")
 @click.option("--max-bytes", type=click.IntRange(min=1), default=20 * 1024 * 1024, show_default=True,
               help="Largest image file accepted, in bytes (413 past it).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=50_000_000, show_default=True,
@@ -283,7 +288,7 @@ def serve(model_dir: Path, host: str, port: int, workers: int | None, threads: i
 
     try:
         run_server(model_dir, host=host, port=port, workers=workers or usable_cores(), threads=threads,
-                   backend=backend, max_bytes=max_bytes, max_pixels=max_pixels, timeout=timeout,
+                   backend=None if backend == "auto" else backend, max_bytes=max_bytes, max_pixels=max_pixels, timeout=timeout,
                    upload_timeout=upload_timeout, det_db_thresh=det_db_thresh, det_db_box_thresh=det_db_box_thresh,
                    det_db_unclip_ratio=det_db_unclip_ratio, drop_score=drop_score)
     except FileNotFoundError as exc:

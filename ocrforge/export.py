@@ -5,12 +5,15 @@
     out_dir/det/, rec/         inference.json + inference.pdiparams: the PIR programs ``ocrforge infer`` runs
     out_dir/paddleocr/det/, rec/  inference.pdmodel + inference.pdiparams(.info): the same models in the old
                                   program format, which PaddleOCR 2.10's ``PaddleOCR`` class needs to find
+    out_dir/onnx/det.onnx, rec.onnx  the same models as ONNX (opset 14) for onnxruntime, the default backend;
+                               rec.onnx carries the dictionary (metadata ``character``), both how to preprocess
     out_dir/dict.txt           the recogniser's character dictionary
     out_dir/manifest.json      settings (image shapes, post-process), configs, versions, sha256 of params.yaml
 
 The two formats cannot share a folder: PIR and the old format order the tensors of ``inference.pdiparams``
 differently. The old-format save runs in a subprocess with ``FLAGS_enable_pir_api=0``; export checks that
-both programs give the same outputs.
+both programs, and the ONNX models, give the same outputs on probe inputs; :func:`check_export` (the export
+stage) then checks the ONNX models on the real inputs of test images and the whole system's reads.
 """
 
 from __future__ import annotations
@@ -121,7 +124,7 @@ def sha256_of(path: str | os.PathLike) -> str | None:
 
 def _versions() -> dict:
     return {"paddlepaddle": version("paddlepaddle"), "paddleocr": version("paddleocr"),
-            "ocrforge": ocrforge.__version__}
+            "paddle2onnx": version("paddle2onnx"), "onnxruntime": version("onnxruntime"), "ocrforge": ocrforge.__version__}
 
 
 def _same_outputs(runner_a, runner_b, batch: np.ndarray) -> float:
@@ -143,8 +146,11 @@ def check_program_formats(pir_dir: Path, legacy_dir: Path, batch: np.ndarray) ->
 
 def export_system(det_dir: str | os.PathLike, rec_dir: str | os.PathLike, out_dir: str | os.PathLike,
                   params_file: str | os.PathLike = "params.yaml", checkpoint: str = "best_accuracy",
-                  onednn_tolerance: float = 1e-4) -> dict:
+                  onednn_tolerance: float = 1e-4, **overrides) -> dict:
     """Export both trained models into ``out_dir`` (see the module docstring); returns the manifest.
+
+    ``overrides`` replace :class:`~ocrforge.system.SystemSettings` fields the configs imply (the export stage
+    passes eval's ``drop_score``, so the deployed system is the evaluated one).
 
     oneDNN is switched on in the manifest for a model only when its outputs with oneDNN stay within
     ``onednn_tolerance`` of the plain CPU kernels on a probe input.
@@ -158,7 +164,7 @@ def export_system(det_dir: str | os.PathLike, rec_dir: str | os.PathLike, out_di
         save_inference_model(model_dir, out_dir / kind, checkpoint)
         save_legacy_program(model_dir, out_dir / PADDLEOCR_DIR / kind, checkpoint)
         configs[kind] = _read_config(model_dir)
-    settings = settings_from_configs(configs["det"], configs["rec"])
+    settings = settings_from_configs(configs["det"], configs["rec"]).with_overrides(**overrides)
     shutil.copyfile(settings.character_dict_path, out_dir / DICT_FILE)
 
     rng = np.random.default_rng(0)
@@ -176,15 +182,30 @@ def export_system(det_dir: str | os.PathLike, rec_dir: str | os.PathLike, out_di
                 f"{diffs['legacy_vs_pir']:.3g}); the old-format export is wrong, do not use it with PaddleOCR"
             )
     from ocrforge.config import with_dict_path
+    from ocrforge.onnx_export import (ONNX_DIR, OPSET, OnnxRunner, check_onnx_parity, dictionary_metadata,
+                                      export_onnx, preprocess_metadata)
+    from ocrforge.system import PredictorRunner
 
     saved = {k: v for k, v in vars(settings).items() if k != "character_dict_path"}
     saved["rec_image_shape"] = list(settings.rec_image_shape)
+    onnx_files, onnx_checks = {}, {}
+    for kind in ("det", "rec"):
+        metadata = {"ocrforge_preprocess": preprocess_metadata(kind, saved), "ocrforge_version": ocrforge.__version__}
+        if kind == "rec":
+            metadata["character"] = dictionary_metadata(out_dir / DICT_FILE)
+        onnx_files[kind] = f"{ONNX_DIR}/{kind}.onnx"
+        export_onnx(out_dir / kind, out_dir / onnx_files[kind], metadata)
+        onnx_checks[kind] = check_onnx_parity(PredictorRunner(out_dir / kind, model_file="inference.json"),
+                                              OnnxRunner(out_dir / onnx_files[kind]), [probes[kind]], kind)
     manifest = {
         "format": 1,
         "settings": saved,
         "dictionary": DICT_FILE,
         "input_shapes": {kind: input_spec_shape(configs[kind]) for kind in configs},
         "use_onednn": use_onednn,
+        "onnx": onnx_files,
+        "onnx_opset": OPSET,
+        "onnx_checks": onnx_checks,
         "paddleocr": {"det_model_dir": f"{PADDLEOCR_DIR}/det", "rec_model_dir": f"{PADDLEOCR_DIR}/rec",
                       "rec_char_dict_path": DICT_FILE, "rec_image_shape": ", ".join(map(str, settings.rec_image_shape))},
         "program_checks": formats,
@@ -230,3 +251,37 @@ def compare_systems(reference, candidate, images: list[np.ndarray], names: list[
                       and report["max_box_diff_px"] <= PARITY_BOX_TOLERANCE_PX
                       and report["max_score_diff"] <= PARITY_SCORE_TOLERANCE)
     return report
+
+
+class _Recording:
+    """A runner that also keeps every batch it was given (to replay the same inputs on another runtime)."""
+
+    def __init__(self, runner):
+        self.runner, self.batches = runner, []
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.batches.append(np.array(batch, copy=True))
+        return self.runner(batch)
+
+
+def check_export(export_dir: str | os.PathLike, images: list[np.ndarray], names: list[str] | None = None) -> dict:
+    """The export's ONNX models against its Paddle inference models on real inputs: the detector's and the
+    recogniser's outputs on exactly the batches the Paddle system built for ``images``, against paddle
+    inference's plain CPU kernels (max abs difference within ``ONNX_TOLERANCE``, else :class:`~ocrforge.onnx_export.OnnxExportError` naming the model and the
+    difference), then the two whole systems' reads (:func:`compare_systems`; ``"same"`` false if they differ)."""
+    from ocrforge.onnx_export import OnnxRunner, check_onnx_parity
+    from ocrforge.system import PredictorRunner, TextSystem, load_exported_system, read_manifest
+
+    export_dir = Path(export_dir)
+    paddle_system = load_exported_system(export_dir, backend="paddle")
+    onnx_system = load_exported_system(export_dir, backend="onnx")
+    recording = TextSystem(_Recording(paddle_system.detector), _Recording(paddle_system.recognizer),
+                           paddle_system.settings)
+    for image in images:
+        recording(image)
+    files = read_manifest(export_dir)["onnx"]
+    models = {}
+    for kind, recorder in (("det", recording.detector), ("rec", recording.recognizer)):
+        plain = PredictorRunner(export_dir / kind, use_onednn=False, model_file="inference.json")  # the reference kernels
+        models[kind] = check_onnx_parity(plain, OnnxRunner(export_dir / files[kind]), recorder.batches, kind)
+    return {"models": models, "system": compare_systems(paddle_system, onnx_system, images, names)}

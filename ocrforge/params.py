@@ -189,8 +189,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "export": _schema_of(checkpoint=choice("best_accuracy", "latest"), parity_images=integer(0)),
     "benchmark": _schema_of(input=text(), limit=integer(0), warmup=integer(0), repeats=integer(1),
                             rec_batch_size=integer(1), threads=integer(0), case_sensitive=boolean,
-                            engines=list_of(choice("paddleocr", "rapidocr", "ocrforge", "ocrforge_pool"),
-                                            nonempty=True),
+                            engines=list_of(choice("paddleocr", "paddleocr_default", "rapidocr", "rapidocr_v6",
+                                                   "ocrforge", "ocrforge_paddle", "ocrforge_pool"), nonempty=True),
                             memory_alone=boolean, reference_args=mapping),
 }
 

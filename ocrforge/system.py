@@ -1,9 +1,10 @@
 """The end-to-end OCR system: detect text boxes, cut each out, read it, and return the lines in reading order.
 
-One ``TextSystem`` runs on either backend behind the same interface, a callable ``(N, 3, H, W) float32 ->
+One ``TextSystem`` runs on any backend behind the same interface, a callable ``(N, 3, H, W) float32 ->
 ndarray``: the trained dygraph models (``load_trained_system``: ``config.yml`` + ``best_accuracy.pdparams``,
-used by the eval stage) or the exported Paddle inference models (``load_exported_system``: ``manifest.json``
-+ ``det/`` + ``rec/``, used by ``ocrforge infer`` and :class:`ocrforge.api.OCR`). Pre- and post-processing
+used by the eval stage), or the export (``load_exported_system``: ``manifest.json`` + the ONNX models in
+``onnx/`` run by onnxruntime, or the Paddle inference models in ``det/`` + ``rec/``; used by ``ocrforge infer``
+and :class:`ocrforge.api.OCR`). Pre- and post-processing
 are PaddleOCR's: the wheel's ``DetResizeForTest`` / ``NormalizeImage`` and ``DBPostProcess`` /
 ``CTCLabelDecode``, and the recogniser's batching of ``predict_rec`` (width-sorted crops, each resized to the
 model height and padded to the batch's widest ratio).
@@ -255,6 +256,7 @@ class TextSystem:
         self.detector = detector
         self.recognizer = recognizer
         self.settings = settings
+        self.backend = "dygraph"  # load_exported_system names the export's backend here
         self._resize = DetResizeForTest(limit_side_len=settings.det_limit_side_len, limit_type=settings.det_limit_type)
         self._normalize = NormalizeImage(
             scale="1./255.", mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], order="hwc"
@@ -426,17 +428,45 @@ def settings_from_manifest(export_dir: str | os.PathLike, manifest: dict) -> Sys
     return SystemSettings(**values)
 
 
-def load_exported_system(export_dir: str | os.PathLike = "models/export", use_onednn: bool | None = None,
-                         threads: int | None = None, **overrides) -> TextSystem:
-    """The system on the exported inference models; each predictor is created once here.
+BACKENDS = ("onnx", "paddle")
 
-    ``use_onednn`` None follows the manifest (oneDNN where the export stage found it gives the same result);
-    ``threads`` is each predictor's math-library thread count (None: every core).
+
+def default_backend(manifest: dict) -> str:
+    """onnx where the export has ONNX models (faster end to end on the CPUs measured, README "Benchmark"),
+    otherwise paddle (exports written before the ONNX models existed)."""
+    return "onnx" if manifest.get("onnx") else "paddle"
+
+
+def load_exported_system(export_dir: str | os.PathLike = "models/export", use_onednn: bool | None = None,
+                         threads: int | None = None, backend: str | None = None, **overrides) -> TextSystem:
+    """The system on the exported models; each predictor or session is created once here.
+
+    ``backend``: ``onnx`` (onnxruntime on ``onnx/det.onnx`` + ``onnx/rec.onnx``), ``paddle`` (paddle inference on
+    ``det/`` + ``rec/``) or None (:func:`default_backend`). ``use_onednn`` (paddle only) None follows the
+    manifest (oneDNN where the export stage found it gives the same result); ``threads`` is each model's
+    math-library thread count (None: every core).
     """
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
+    backend = backend or default_backend(manifest)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
     settings = settings_from_manifest(export_dir, manifest).with_overrides(**overrides)
-    onednn = manifest.get("use_onednn", {})
-    det = PredictorRunner(export_dir / "det", onednn.get("det", False) if use_onednn is None else use_onednn, threads)
-    rec = PredictorRunner(export_dir / "rec", onednn.get("rec", False) if use_onednn is None else use_onednn, threads)
-    return TextSystem(det, rec, settings)
+    if backend == "onnx":
+        from ocrforge.onnx_export import OnnxRunner
+
+        files = manifest.get("onnx") or {}
+        if not files:
+            raise FileNotFoundError(f"{export_dir} has no ONNX models (its manifest lists none): rerun the export "
+                                    f"stage (dvc repro export) with this ocrforge, or use backend='paddle'")
+        system = TextSystem(OnnxRunner(export_dir / files["det"], threads),
+                            OnnxRunner(export_dir / files["rec"], threads), settings)
+    else:
+        onednn = manifest.get("use_onednn", {})
+        det = PredictorRunner(export_dir / "det", onednn.get("det", False) if use_onednn is None else use_onednn,
+                              threads)
+        rec = PredictorRunner(export_dir / "rec", onednn.get("rec", False) if use_onednn is None else use_onednn,
+                              threads)
+        system = TextSystem(det, rec, settings)
+    system.backend = backend
+    return system

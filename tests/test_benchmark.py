@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import math
 from pathlib import Path
 
@@ -117,20 +118,25 @@ def test_benchmark_writes_every_engine(exported_dir, tiny_split, tmp_path):
 
     assert set(saved["engines"]) == set(ENGINES)
     assert saved["data"]["images"] == 2 and saved["data"]["crops"] == len(data.crops)
+    reference = saved["engines"]["paddleocr"]["speed"]
     for name, engine in saved["engines"].items():
         for key in (*SPEED_KEYS, "e2e_ms_per_image"):
             figure = engine["speed"][key]
             assert 0 < figure["median"] < math.inf and 0 < figure["p90"] < math.inf, (name, key)
-        for key in SPEED_KEYS:
-            assert 0 < engine["speedup_vs_paddleocr"][key] < math.inf
-        assert 0.0 <= engine["accuracy"]["e2e"]["hmean"] <= 1.0
-        assert 0.0 <= engine["accuracy"]["rec"]["acc"] <= 1.0
+        for key in SPEED_KEYS:  # each ratio is the engine's median rate over the reference's
+            assert engine["speedup_vs_paddleocr"][key] == round(engine["speed"][key]["median"]
+                                                                / reference[key]["median"], 3)
         assert engine["memory"]["shared_process_peak_rss_mb"] > 0
     assert saved["engines"]["paddleocr"]["speedup_vs_paddleocr"] == {key: 1.0 for key in SPEED_KEYS}
-    # Ours and PaddleOCR's class run the same export: on these clean demo images they read the same lines.
+    # Ours (onnxruntime and paddle inference) and PaddleOCR's class run the same models: the same lines and figures.
     ours, theirs = saved["engines"]["ocrforge"]["accuracy"], saved["engines"]["paddleocr"]["accuracy"]
-    assert ours["rec"]["acc"] >= 0.5 and theirs["rec"]["acc"] >= 0.5
-    assert saved["ocrforge_vs_paddleocr_reads"]["images"] == 2
+    assert ours == saved["engines"]["ocrforge_paddle"]["accuracy"] == theirs
+    assert ours["rec"]["acc"] == 1.0 and ours["e2e"]["hmean"] > 0.5
+    assert "backend=onnx" in saved["engines"]["ocrforge"]["label"]
+    assert "backend=paddle" in saved["engines"]["ocrforge_paddle"]["label"]
+    for name in ("ocrforge", "ocrforge_paddle"):
+        assert saved[f"{name}_vs_paddleocr_reads"] == {"images": 2, "identical": 2, "all_identical": True,
+                                                       "mismatches": []}
     # The process pool reads exactly as ours in one process; its worker's memory is counted.
     assert saved["engines"]["ocrforge_pool"]["accuracy"] == ours
     assert saved["ocrforge_pool_vs_paddleocr_reads"]["identical"] == saved["ocrforge_vs_paddleocr_reads"]["identical"]
@@ -144,9 +150,33 @@ def test_benchmark_writes_every_engine(exported_dir, tiny_split, tmp_path):
 
 
 @pytest.mark.slow
+def test_paddleocr_reference_runs_at_our_thread_count_and_the_default_as_it_comes(exported_dir):
+    from ocrforge.benchmark import build_engine
+
+    settings = BenchmarkSettings(threads=2)
+    reference, default = build_engine("paddleocr", exported_dir, settings), \
+        build_engine("paddleocr_default", exported_dir, settings)
+    assert reference.threads == 2 and "enable_mkldnn=True" in reference.label and "2 thread(s)" in reference.label
+    assert reference.engine.text_recognizer.config.cpu_math_library_num_threads() == 2
+    assert default.threads == 1 and "enable_mkldnn=False" in default.label and "1 thread(s)" in default.label
+    # reference_args still win over the equal-threads ones
+    override = build_engine("paddleocr", exported_dir, BenchmarkSettings(threads=2, reference_args={"cpu_threads": 1}))
+    assert override.threads == 1
+
+
+@pytest.mark.slow
 def test_memory_alone_runs_the_engine_in_a_fresh_process(exported_dir, tiny_split):
     from ocrforge.benchmark import measure_memory_alone
 
     data = load_split_data(tiny_split, limit=1)
     memory = measure_memory_alone("ocrforge", exported_dir, BenchmarkSettings(threads=1), data)
     assert memory["load_mb"] > 1 and memory["peak_rss_mb"] > memory["load_mb"]
+
+
+def test_params_schema_accepts_exactly_the_benchmark_engines():
+    from ocrforge.params import ParamsError, validate_section
+
+    validate_section("benchmark", {"engines": list(ENGINES)})
+    with pytest.raises(ParamsError, match=r"benchmark.engines must be a non-empty list, each one of "
+                                          + re.escape(str(list(ENGINES)))):
+        validate_section("benchmark", {"engines": ["tesseract"]})

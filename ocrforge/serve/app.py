@@ -272,20 +272,22 @@ def create_app(pool: WorkerPool, *, max_bytes: int, max_pixels: int, upload_time
 
 
 def serve(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, threads: int = 1,
-          backend: str = "paddle", max_bytes: int = 20 * 1024 * 1024, max_pixels: int = 50_000_000,
+          backend: str | None = None, max_bytes: int = 20 * 1024 * 1024, max_pixels: int = 50_000_000,
           timeout: float = 60.0, upload_timeout: float = 30.0, **thresholds) -> None:
-    """Load ``workers`` OCR processes on the export in ``model_dir``, then serve them on ``host:port`` until
-    stopped (Ctrl-C / SIGTERM). Raises FileNotFoundError (no export) or RuntimeError (models fail to load)."""
+    """Load ``workers`` OCR processes on the export in ``model_dir`` (``backend`` onnx, paddle, or None: the
+    export's default), then serve them on ``host:port`` until stopped (Ctrl-C / SIGTERM). Raises
+    FileNotFoundError (no export) or RuntimeError (models fail to load)."""
     import uvicorn
 
-    from ocrforge.system import read_manifest, settings_from_manifest
+    from ocrforge.system import BACKENDS, default_backend, read_manifest, settings_from_manifest
 
-    if backend != "paddle":
-        raise ValueError(f"backend {backend!r} is not available; only 'paddle' (the exported Paddle models) is")
     manifest = read_manifest(model_dir)
+    backend = backend or default_backend(manifest)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
     defaults = settings_from_manifest(model_dir, manifest).with_overrides(**thresholds)
     pool = WorkerPool(model_dir, workers=workers, threads=threads, timeout=timeout, max_pixels=max_pixels,
-                      **thresholds)
+                      backend=backend, **thresholds)
     pool.start()
     try:
         app = create_app(pool, max_bytes=max_bytes, max_pixels=max_pixels, upload_timeout=upload_timeout,

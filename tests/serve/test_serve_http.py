@@ -55,7 +55,7 @@ def big_image(tmp_path_factory):
 def test_health_reports_the_models_versions_and_manifest(server, exported_dir):
     health = server.health()
     assert health["success"] is True and health["status"] == "ok" and health["models_loaded"] is True
-    assert health["backend"] == "paddle"
+    assert health["backend"] == "onnx"  # the default where the export has ONNX models
     assert health["workers"]["wanted"] == WORKERS and health["workers"]["ready"] == WORKERS
     assert len(health["workers"]["processes"]) == WORKERS
     assert health["manifest_sha256"] == hashlib.sha256((exported_dir / "manifest.json").read_bytes()).hexdigest()

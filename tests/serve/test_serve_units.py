@@ -96,11 +96,12 @@ def test_serve_without_an_export_is_exit_1(tmp_path):
     assert error["success"] is False and "manifest.json not found" in error["error"]
 
 
-def test_serve_backend_is_paddle_only():
+def test_serve_backend_is_one_of_auto_onnx_paddle():
     from ocrforge.cli import main
 
-    result = CliRunner().invoke(main, ["serve", "--backend", "onnx"])
-    assert result.exit_code == 2 and "Invalid value for '--backend': 'onnx' is not 'paddle'" in result.output
+    result = CliRunner().invoke(main, ["serve", "--backend", "tensorrt"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--backend': 'tensorrt' is not one of 'auto', 'onnx', 'paddle'" in result.output
 
 
 def test_loadtest_find_images_says_what_it_needs(tmp_path):

@@ -200,16 +200,17 @@ def test_pool_reads_arrays_like_the_api(exported_dir, known_image, demo_images):
 
 
 @pytest.mark.slow
-def test_pool_on_a_broken_export_fails_with_a_message(exported_dir, tmp_path):
+@pytest.mark.parametrize("backend, damaged", [("paddle", "det/inference.pdiparams"), ("onnx", "onnx/det.onnx")])
+def test_pool_on_a_broken_export_fails_with_a_message(exported_dir, tmp_path, backend, damaged):
     import shutil
 
     from ocrforge.pool import OCRPool
 
     broken = tmp_path / "export"
     shutil.copytree(exported_dir, broken)
-    (broken / "det" / "inference.pdiparams").write_bytes(b"not paddle parameters")
+    (broken / damaged).write_bytes(b"not a model")
     with pytest.raises(RuntimeError, match="could not load the models"):
-        OCRPool(broken, workers=2)
+        OCRPool(broken, workers=2, backend=backend)
 
 
 def bad_files_folder(folder, known):

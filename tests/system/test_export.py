@@ -18,7 +18,7 @@ def test_export_writes_both_formats_and_a_manifest(exported_dir):
     assert manifest["input_shapes"] == {"det": [None, 3, None, None], "rec": [None, 3, 48, None]}
     assert manifest["settings"]["rec_image_shape"] == [3, 48, 320]
     assert manifest["settings"]["det_db_box_thresh"] == 0.6
-    assert set(manifest["versions"]) == {"paddlepaddle", "paddleocr", "ocrforge"}
+    assert set(manifest["versions"]) == {"paddlepaddle", "paddleocr", "paddle2onnx", "onnxruntime", "ocrforge"}
     assert len(manifest["params_sha256"]) == 64
     for kind in ("det", "rec"):
         assert manifest["program_checks"][kind]["legacy_vs_pir"] < 1e-5
@@ -30,7 +30,7 @@ def test_exported_reads_like_trained(trained_system, exported_dir, demo_images):
     from ocrforge.export import compare_systems
     from ocrforge.system import load_exported_system
 
-    report = compare_systems(trained_system, load_exported_system(exported_dir), demo_images)
+    report = compare_systems(trained_system, load_exported_system(exported_dir, backend="paddle"), demo_images)
     assert report["lines"] >= 3
     assert report["same"], report
     assert report["max_box_diff_px"] == 0.0 and report["max_score_diff"] < 1e-4
@@ -65,7 +65,7 @@ def test_paddleocr_class_loads_the_export_offline(exported_dir, demo_images, kno
         cls_model_dir=str(_rapidocr_dir() / "models" / "ch_ppocr_mobile_v2_cls_infer"),
         use_angle_cls=False, lang="en", use_gpu=False, show_log=False, use_space_char=True,
     )
-    ours = load_exported_system(exported_dir)
+    ours = load_exported_system(exported_dir, backend="paddle")  # the same runtime as the class
     for image in [known_image[0], *demo_images]:
         theirs = engine.ocr(image, cls=False)[0] or []
         mine = ours(image).lines
