@@ -8,7 +8,8 @@ and the achieved GFLOP/s of an engine as a fraction of that peak.
 - :func:`rec_flops` / :func:`rec_flops_over_crops`: a recogniser's FLOPs per crop (48 x 320, or each crop
   at its own input width);
 - :func:`matmul_peak`: single-precision matmul GFLOP/s of this CPU at a thread count;
-- :func:`achieved`: GFLOP/s an engine reaches, and its fraction of the peak.
+- :func:`achieved` / :func:`distance_to_limit`: GFLOP/s an engine reaches, and its fraction of the peak
+  (:func:`model_flops` gives one det/rec pair's FLOPs on a data set).
 
 A FLOP is one floating-point multiply or add: a multiply-accumulate counts 2. Convolutions and matrix
 products (``Conv``, ``ConvTranspose``, ``MatMul``, ``Gemm``) are counted exactly; element-wise and
@@ -273,8 +274,20 @@ def rec_flops_over_crops(onnx_path: str | os.PathLike, crop_sizes, rec_height: i
             "widths": {w: [counts[w], flops[w]] for w in sorted(counts)}}
 
 
-def model_flops(det_onnx: str | os.PathLike, rec_onnx: str | os.PathLike, image_sizes,
+def model_flops(det_onnx: str | os.PathLike, rec_onnx: str | os.PathLike, image_sizes, crop_sizes=None,
                 limit_side_len: int = 960, limit_type: str = "max") -> dict:
-    """``{"det": det_flops(...), "rec_per_crop_48x320": int}`` of one det/rec pair."""
-    return {"det": det_flops(det_onnx, image_sizes, limit_side_len, limit_type),
-            "rec_per_crop_48x320": rec_flops(rec_onnx)}
+    """FLOPs of one det/rec pair on a data set: ``det`` (:func:`det_flops` over ``image_sizes`` at this
+    resize), ``rec_48x320`` (one crop at 48 x 320) and, with ``crop_sizes``, ``rec`` (:func:`rec_flops_over_crops`)."""
+    figures = {"det": det_flops(det_onnx, image_sizes, limit_side_len, limit_type), "rec_48x320": rec_flops(rec_onnx)}
+    if crop_sizes is not None:
+        figures["rec"] = rec_flops_over_crops(rec_onnx, crop_sizes)
+    return figures
+
+
+def distance_to_limit(figures: dict, det_images_per_s: float, rec_crops_per_s: float, peak_gflops: float) -> dict:
+    """How far an engine runs from the machine's limit: achieved GFLOP/s and fraction of ``peak_gflops``
+    (:func:`matmul_peak` at the engine's thread count) for detection (``figures["det"]["mean"]`` FLOPs per
+    image) and recognition read alone (``figures["rec"]["mean"]`` per crop, else ``rec_48x320``)."""
+    rec = figures["rec"]["mean"] if "rec" in figures else figures["rec_48x320"]
+    return {"det": achieved(figures["det"]["mean"], det_images_per_s, peak_gflops),
+            "rec": achieved(rec, rec_crops_per_s, peak_gflops)}

@@ -8,8 +8,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ocrforge.flops import (achieved, count_flops, det_flops, det_input_shape, matmul_peak, rec_flops,
-                           rec_flops_over_crops, rec_input_width)
+from ocrforge.flops import (achieved, count_flops, det_flops, det_input_shape, distance_to_limit, matmul_peak,
+                           model_flops, rec_flops, rec_flops_over_crops, rec_input_width)
 
 
 def _save(tmp_path, nodes, inputs, outputs, initializers, name="model.onnx"):
@@ -119,8 +119,18 @@ def test_rec_flops_per_crop_at_each_input_width(tmp_path):
     assert figures["mean"] == 12 * 48 * (2 * 320 + 480) / 3 and figures["crops"] == 3
 
 
-def test_achieved_fraction_of_the_peak():
+def test_achieved_fraction_of_the_peak(tmp_path):
     assert achieved(2e9, 10.0, 80.0) == {"gflops": 20.0, "fraction_of_peak": 0.25}
+    rng = np.random.default_rng(0)
+    conv = _save(tmp_path, [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1])],
+                 [_float("x")], [_float("y")], {"w": rng.random((2, 3, 1, 1), dtype=np.float32)}, "conv.onnx")
+    figures = model_flops(conv, conv, [(360, 480)], [(24, 160)])
+    assert (figures["det"]["mean"], figures["rec_48x320"], figures["rec"]["mean"]) == \
+        (12 * 352 * 480, 12 * 48 * 320, 12 * 48 * 320)
+    # 1,000 images/s of 2,027,520 FLOPs = 2.03 GFLOP/s; 2,000 crops/s of 184,320 FLOPs = 0.37 GFLOP/s
+    assert distance_to_limit(figures, 1000.0, 2000.0, 4.0) == {
+        "det": {"gflops": 2.02752, "fraction_of_peak": 2.02752 / 4},
+        "rec": {"gflops": 0.36864, "fraction_of_peak": 0.36864 / 4}}
 
 
 def test_matmul_peak_measures_both_backends():
@@ -129,3 +139,18 @@ def test_matmul_peak_measures_both_backends():
     assert peak["gflops"] == max(peak["by_backend"].values()) == peak["by_backend"][peak["backend"]]
     assert all(value > 0.5 for value in peak["by_backend"].values())
     assert (peak["threads"], peak["size"], peak["repeats"]) == (1, 256, 2)
+
+
+@pytest.mark.slow  # the export fixture takes about 40 s on 2 cores
+def test_our_exported_onnx_models_are_counted(exported_dir):
+    from ocrforge.offtheshelf import ppocrv4_model_files
+
+    characters = (exported_dir / "dict.txt").read_text(encoding="utf-8").splitlines()
+    rec = count_flops(exported_dir / "onnx" / "rec.onnx", np.zeros((1, 3, 48, 320), np.float32))
+    # the PP-OCRv4 SVTR neck (see above) and a CTC head over blank + dictionary + space
+    block = 2 * 40 * (120 * 360 + 120 * 120 + 120 * 240 + 240 * 120) + 2 * 2 * 8 * 40 * 40 * 15
+    assert rec["by_op"]["MatMul"] == 2 * block + 2 * 40 * 120 * (len(characters) + 2)
+    det = count_flops(exported_dir / "onnx" / "det.onnx", np.zeros((1, 3, 352, 480), np.float32))
+    v4_det = count_flops(ppocrv4_model_files()["det"], np.zeros((1, 3, 352, 480), np.float32))
+    assert det["by_op"]["ConvTranspose"] == v4_det["by_op"]["ConvTranspose"]  # the same DB head
+    assert abs(det["by_op"]["Conv"] / v4_det["by_op"]["Conv"] - 1) < 0.01   # the same backbone and neck
