@@ -62,29 +62,18 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
         raise ValueError("no labelled images to evaluate; check the label file or folder")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    det_counts, e2e_counts = [], []
-    rec_metric = RecMetric(ignore_space=False, case_sensitive=case_sensitive)
-    e2e_metric = E2EMetric(case_sensitive=case_sensitive)
+    scores = _Scores(case_sensitive)
     records, started = [], time.perf_counter()
     with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as out:
         for sample in samples:
             image = read_image(sample.path)
             boxes = system.detect(image)
-            quads = _quads(sample.lines)
-            ignores = np.array([line["ignore"] for line in sample.lines], dtype=bool)
-            det = score_detections(np.asarray(boxes, dtype=np.float32).reshape(-1, 4, 2), quads, ignores)
-            det_counts.append([det["matched"], det["det_care"], det["gt_care"]])
-
             cared = [line for line in sample.lines if not line["ignore"]]
             reads = system.recognize([crop_text_line(image, line["points"]) for line in cared]) if cared else []
-            rec_metric((reads, [(line["text"], 1.0) for line in cared]))
-
             result = system.read_boxes(image, boxes)
             preds = [{"points": line.box, "text": line.text} for line in result.lines]
+            det, e2e = scores.add(sample, boxes, reads, preds)
             gts = [{"points": line["points"], "text": line["text"], "ignore": line["ignore"]} for line in sample.lines]
-            scores = score_end_to_end(preds, gts, e2e_metric.iou_threshold, e2e_metric.normalize)
-            e2e_metric.add(scores)
-            e2e_counts.append([scores["matched"], scores["det_care"], scores["gt_care"]])
             record = {
                 "image": sample.name,
                 "gt": [{"box": np.asarray(g["points"]).round(1).tolist(), "text": g["text"], "ignore": g["ignore"]}
@@ -93,7 +82,7 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
                 "rec_on_gt_crops": [{"gt": line["text"], "pred": text, "score": round(score, 5)}
                                     for line, (text, score) in zip(cared, reads)],
                 "det": {k: det[k] for k in ("gt_care", "det_care", "matched")},
-                "e2e": {k: scores[k] for k in ("gt_care", "det_care", "matched", "full_text_match")},
+                "e2e": {k: e2e[k] for k in ("gt_care", "det_care", "matched", "full_text_match")},
             }
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             records.append((sample, image, result, record))
@@ -101,9 +90,7 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
     metrics = {
         "images": len(samples),
         "lines": sum(len([g for g in s.lines if not g["ignore"]]) for s in samples),
-        "det": {**precision_recall_hmean(*np.sum(det_counts, axis=0)), **hmean_interval(det_counts)},
-        "rec": rec_metric.get_metric(),
-        "e2e": {**e2e_metric.get_metric(), **hmean_interval(e2e_counts)},
+        **scores.figures(),
         "case_sensitive": case_sensitive,
     }
     if zero_shot:
@@ -123,25 +110,40 @@ def evaluate_engine(engine, samples: list[Sample], case_sensitive: bool = True) 
     each crop alone (batch 1), with 95% bootstrap intervals of the hmeans over the images."""
     if not samples:
         raise ValueError("no labelled images to evaluate; check the label file or folder")
-    det_counts, e2e_counts = [], []
-    rec_metric = RecMetric(ignore_space=False, case_sensitive=case_sensitive)
-    e2e_metric = E2EMetric(case_sensitive=case_sensitive)
+    scores = _Scores(case_sensitive)
     for sample in samples:
         image = read_image(sample.path)
-        ignores = np.array([line["ignore"] for line in sample.lines], dtype=bool)
-        boxes = np.asarray(engine.detect(image), dtype=np.float32).reshape(-1, 4, 2)
-        det = score_detections(boxes, _quads(sample.lines), ignores)
-        det_counts.append([det["matched"], det["det_care"], det["gt_care"]])
         cared = [line for line in sample.lines if not line["ignore"]]
         reads = engine.recognize([crop_text_line(image, line["points"]) for line in cared], 1) if cared else []
-        rec_metric((reads, [(line["text"], 1.0) for line in cared]))
         preds = [{"points": box, "text": text} for box, text, _ in engine.read(image)]
-        scores = score_end_to_end(preds, sample.lines, e2e_metric.iou_threshold, e2e_metric.normalize)
-        e2e_metric.add(scores)
-        e2e_counts.append([scores["matched"], scores["det_care"], scores["gt_care"]])
-    return {"det": {**precision_recall_hmean(*np.sum(det_counts, axis=0)), **hmean_interval(det_counts)},
-            "rec": rec_metric.get_metric(),
-            "e2e": {**e2e_metric.get_metric(), **hmean_interval(e2e_counts)}}
+        scores.add(sample, engine.detect(image), reads, preds)
+    return scores.figures()
+
+
+class _Scores:
+    """Detection, recognition (ground-truth crops) and end-to-end figures, added image by image."""
+
+    def __init__(self, case_sensitive: bool):
+        self.det_counts, self.e2e_counts = [], []
+        self.rec = RecMetric(ignore_space=False, case_sensitive=case_sensitive)
+        self.e2e = E2EMetric(case_sensitive=case_sensitive)
+
+    def add(self, sample: Sample, boxes, reads: list, preds: list[dict]) -> tuple[dict, dict]:
+        """One image: its detected boxes (N, 4, 2), the reads ``[(text, score)]`` of its cared ground-truth
+        crops, its end-to-end lines ``[{"points", "text"}]``; returns its det and e2e scores."""
+        ignores = np.array([line["ignore"] for line in sample.lines], dtype=bool)
+        det = score_detections(np.asarray(boxes, dtype=np.float32).reshape(-1, 4, 2), _quads(sample.lines), ignores)
+        self.det_counts.append([det["matched"], det["det_care"], det["gt_care"]])
+        self.rec((reads, [(line["text"], 1.0) for line in sample.lines if not line["ignore"]]))
+        e2e = score_end_to_end(preds, sample.lines, self.e2e.iou_threshold, self.e2e.normalize)
+        self.e2e.add(e2e)
+        self.e2e_counts.append([e2e["matched"], e2e["det_care"], e2e["gt_care"]])
+        return det, e2e
+
+    def figures(self) -> dict:
+        return {"det": {**precision_recall_hmean(*np.sum(self.det_counts, axis=0)), **hmean_interval(self.det_counts)},
+                "rec": self.rec.get_metric(),
+                "e2e": {**self.e2e.get_metric(), **hmean_interval(self.e2e_counts)}}
 
 
 def zero_shot_figures(names: Sequence[str], samples: list[Sample], case_sensitive: bool = True, threads: int = 0,

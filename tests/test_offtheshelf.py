@@ -124,7 +124,8 @@ def test_threads_are_honoured(v6, v4):
     two = build_anchor("ppocrv6", threads=2)
     assert [s.get_session_options().intra_op_num_threads for s in two.sessions().values()] == [2, 2]
     assert set(ANCHORS) == {"ppocrv4", "ppocrv6"}
-    with pytest.raises(ValueError, match=r"unknown off-the-shelf model 'ppocrv5'; choose from \['ppocrv4', 'ppocrv6'\]"):
+    unknown = r"unknown off-the-shelf model 'ppocrv5'; choose from \['ppocrv4', 'ppocrv6'\]"
+    with pytest.raises(ValueError, match=unknown):
         build_anchor("ppocrv5", threads=1)
 
 

@@ -120,7 +120,8 @@ def test_zero_shot_anchors_on_a_receipt(zero_shot):
 def test_an_unknown_anchor_is_named(receipt_samples):
     from ocrforge.evaluate import zero_shot_figures
 
-    with pytest.raises(ValueError, match=r"unknown off-the-shelf model 'ppocrv5'; choose from \['ppocrv4', 'ppocrv6'\]"):
+    unknown = r"unknown off-the-shelf model 'ppocrv5'; choose from \['ppocrv4', 'ppocrv6'\]"
+    with pytest.raises(ValueError, match=unknown):
         zero_shot_figures(["ppocrv5"], receipt_samples)
 
 
