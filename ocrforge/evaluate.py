@@ -11,6 +11,11 @@
 - ``gallery/``: the worst ``gallery_size`` images, ground truth in green (left) and prediction in red (right);
 - ``README.md``: the figures and the gallery list.
 
+With ``zero_shot`` (names from :data:`ocrforge.offtheshelf.ANCHORS`: ``ppocrv4``, ``ppocrv6``), ``metrics.json``
+and the README also hold, per off-the-shelf model run end to end on the same samples, the same det / rec / e2e
+figures (:func:`evaluate_engine`) and its dictionary's coverage of the test labels: a figure is marked
+``comparable: false`` when some label characters are outside that dictionary (the model cannot read them).
+
 Samples come from a PaddleOCR det label file (``load_det_label_file``, the split stage's ``det/test.txt``) or
 from any PPOCRLabel folder (``load_ppocrlabel_folder``).
 """
@@ -21,6 +26,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -48,36 +54,26 @@ def _quads(lines: list[dict]) -> np.ndarray:
 
 
 def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLike, gallery_size: int = 8,
-             case_sensitive: bool = True, logger=None) -> dict:
+             case_sensitive: bool = True, logger=None, zero_shot: Sequence[str] = (), threads: int = 0) -> dict:
     """Run ``system`` on ``samples``, write the reports into ``out_dir`` (see the module docstring), and
-    return the metrics. ``case_sensitive=False`` compares texts case-folded (rec and end to end)."""
+    return the metrics. ``case_sensitive=False`` compares texts case-folded (rec and end to end).
+    ``zero_shot``: off-the-shelf models to score beside it (:func:`zero_shot_figures`, ``threads`` each)."""
     if not samples:
         raise ValueError("no labelled images to evaluate; check the label file or folder")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    det_counts, e2e_counts = [], []
-    rec_metric = RecMetric(ignore_space=False, case_sensitive=case_sensitive)
-    e2e_metric = E2EMetric(case_sensitive=case_sensitive)
+    scores = _Scores(case_sensitive)
     records, started = [], time.perf_counter()
     with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as out:
         for sample in samples:
             image = read_image(sample.path)
             boxes = system.detect(image)
-            quads = _quads(sample.lines)
-            ignores = np.array([line["ignore"] for line in sample.lines], dtype=bool)
-            det = score_detections(np.asarray(boxes, dtype=np.float32).reshape(-1, 4, 2), quads, ignores)
-            det_counts.append([det["matched"], det["det_care"], det["gt_care"]])
-
             cared = [line for line in sample.lines if not line["ignore"]]
             reads = system.recognize([crop_text_line(image, line["points"]) for line in cared]) if cared else []
-            rec_metric((reads, [(line["text"], 1.0) for line in cared]))
-
             result = system.read_boxes(image, boxes)
             preds = [{"points": line.box, "text": line.text} for line in result.lines]
+            det, e2e = scores.add(sample, boxes, reads, preds)
             gts = [{"points": line["points"], "text": line["text"], "ignore": line["ignore"]} for line in sample.lines]
-            scores = score_end_to_end(preds, gts, e2e_metric.iou_threshold, e2e_metric.normalize)
-            e2e_metric.add(scores)
-            e2e_counts.append([scores["matched"], scores["det_care"], scores["gt_care"]])
             record = {
                 "image": sample.name,
                 "gt": [{"box": np.asarray(g["points"]).round(1).tolist(), "text": g["text"], "ignore": g["ignore"]}
@@ -86,7 +82,7 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
                 "rec_on_gt_crops": [{"gt": line["text"], "pred": text, "score": round(score, 5)}
                                     for line, (text, score) in zip(cared, reads)],
                 "det": {k: det[k] for k in ("gt_care", "det_care", "matched")},
-                "e2e": {k: scores[k] for k in ("gt_care", "det_care", "matched", "full_text_match")},
+                "e2e": {k: e2e[k] for k in ("gt_care", "det_care", "matched", "full_text_match")},
             }
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             records.append((sample, image, result, record))
@@ -94,17 +90,84 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
     metrics = {
         "images": len(samples),
         "lines": sum(len([g for g in s.lines if not g["ignore"]]) for s in samples),
-        "det": {**precision_recall_hmean(*np.sum(det_counts, axis=0)), **hmean_interval(det_counts)},
-        "rec": rec_metric.get_metric(),
-        "e2e": {**e2e_metric.get_metric(), **hmean_interval(e2e_counts)},
+        **scores.figures(),
         "case_sensitive": case_sensitive,
     }
+    if zero_shot:
+        metrics["zero_shot"] = zero_shot_figures(zero_shot, samples, case_sensitive, threads, logger)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     gallery = write_gallery(records, out_dir / "gallery", gallery_size)
     write_readme(out_dir, metrics, gallery)
     if logger is not None:
         logger.info("evaluated %d images in %.1f s: %s", len(samples), seconds, json.dumps(metrics))
     return metrics
+
+
+def evaluate_engine(engine, samples: list[Sample], case_sensitive: bool = True) -> dict:
+    """The figures :func:`evaluate` gives our system, for any engine with the benchmark's interface
+    (``detect``, ``read``, ``recognize``; e.g. :class:`ocrforge.offtheshelf.RapidOCRv6Engine`): ``det`` from
+    ``detect``, ``e2e`` from ``read`` (the engine's own pipeline end to end), ``rec`` on the ground-truth crops,
+    each crop alone (batch 1), with 95% bootstrap intervals of the hmeans over the images."""
+    if not samples:
+        raise ValueError("no labelled images to evaluate; check the label file or folder")
+    scores = _Scores(case_sensitive)
+    for sample in samples:
+        image = read_image(sample.path)
+        cared = [line for line in sample.lines if not line["ignore"]]
+        reads = engine.recognize([crop_text_line(image, line["points"]) for line in cared], 1) if cared else []
+        preds = [{"points": box, "text": text} for box, text, _ in engine.read(image)]
+        scores.add(sample, engine.detect(image), reads, preds)
+    return scores.figures()
+
+
+class _Scores:
+    """Detection, recognition (ground-truth crops) and end-to-end figures, added image by image."""
+
+    def __init__(self, case_sensitive: bool):
+        self.det_counts, self.e2e_counts = [], []
+        self.rec = RecMetric(ignore_space=False, case_sensitive=case_sensitive)
+        self.e2e = E2EMetric(case_sensitive=case_sensitive)
+
+    def add(self, sample: Sample, boxes, reads: list, preds: list[dict]) -> tuple[dict, dict]:
+        """One image: its detected boxes (N, 4, 2), the reads ``[(text, score)]`` of its cared ground-truth
+        crops, its end-to-end lines ``[{"points", "text"}]``; returns its det and e2e scores."""
+        ignores = np.array([line["ignore"] for line in sample.lines], dtype=bool)
+        det = score_detections(np.asarray(boxes, dtype=np.float32).reshape(-1, 4, 2), _quads(sample.lines), ignores)
+        self.det_counts.append([det["matched"], det["det_care"], det["gt_care"]])
+        self.rec((reads, [(line["text"], 1.0) for line in sample.lines if not line["ignore"]]))
+        e2e = score_end_to_end(preds, sample.lines, self.e2e.iou_threshold, self.e2e.normalize)
+        self.e2e.add(e2e)
+        self.e2e_counts.append([e2e["matched"], e2e["det_care"], e2e["gt_care"]])
+        return det, e2e
+
+    def figures(self) -> dict:
+        return {"det": {**precision_recall_hmean(*np.sum(self.det_counts, axis=0)), **hmean_interval(self.det_counts)},
+                "rec": self.rec.get_metric(),
+                "e2e": {**self.e2e.get_metric(), **hmean_interval(self.e2e_counts)}}
+
+
+def zero_shot_figures(names: Sequence[str], samples: list[Sample], case_sensitive: bool = True, threads: int = 0,
+                      logger=None) -> dict:
+    """Off-the-shelf models (``ppocrv4``, ``ppocrv6``: :data:`ocrforge.offtheshelf.ANCHORS`) scored on
+    ``samples`` by :func:`evaluate_engine`, each with ``dictionary_coverage`` of the cared labels (fraction of
+    characters / of lines inside its dictionary) and ``comparable`` (every label character is readable).
+    ``threads``: onnxruntime threads of each model (0: one per core)."""
+    from ocrforge.offtheshelf import anchor_charset, build_anchor, dictionary_coverage
+
+    texts = [line["text"] for sample in samples for line in sample.lines if not line["ignore"]]
+    figures = {}
+    for name in names:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        engine = build_anchor(name, threads or os.cpu_count() or 1)
+        coverage = dictionary_coverage(anchor_charset(name), texts, case_sensitive)
+        figures[name] = {"model": engine.version, "package": engine.package,
+                         "dictionary_coverage": coverage, "comparable": coverage["lines"] == 1.0,
+                         **evaluate_engine(engine, samples, case_sensitive)}
+        if logger is not None:
+            logger.info("zero-shot %s (%s) on %d images in %.1f s (%.1f s of CPU): %s", name, engine.label,
+                        len(samples), time.perf_counter() - started, time.process_time() - cpu_started,
+                        json.dumps(figures[name], ensure_ascii=False))
+    return figures
 
 
 def image_fscore(e2e: dict) -> float:
@@ -155,7 +218,7 @@ this size. A difference between two models well inside it is not shown by this t
 Recognition on the ground-truth crops: acc {rec['acc']:.4f}, norm_edit_dis {rec['norm_edit_dis']:.4f}.
 Images whose full text is read exactly: {e2e['full_text_acc']:.4f}.
 
-## Error gallery
+{zero_shot_section(metrics)}## Error gallery
 
 The worst images (lowest end-to-end line F-score): ground truth in green on the left, prediction in red on
 the right. Every image's ground truth and prediction are in `predictions.jsonl`.
@@ -165,3 +228,33 @@ the right. Every image's ground truth and prediction are in `predictions.jsonl`.
 {rows}
 """
     (out_dir / "README.md").write_text(text, encoding="utf-8")
+
+
+def zero_shot_section(metrics: dict) -> str:
+    """The README's table of the off-the-shelf models beside ours ('' when none was run)."""
+    anchors = metrics.get("zero_shot")
+    if not anchors:
+        return ""
+
+    def row(name: str, m: dict, note: str) -> str:
+        return (f"| {name} | {m['det']['hmean']:.4f} | {m['e2e']['precision']:.4f} | {m['e2e']['recall']:.4f} | "
+                f"{m['e2e']['hmean']:.4f} | {m['e2e']['full_text_acc']:.4f} | {m['rec']['acc']:.4f} | {note} |")
+
+    rows = [row("ours (fine-tuned)", metrics, "")]
+    for name, m in anchors.items():
+        c = m["dictionary_coverage"]
+        note = f"{c['lines']:.1%} of lines, {c['chars']:.1%} of characters in its dictionary"
+        if not m["comparable"]:
+            note = f"**not comparable**: {note}; missing {c['missing']!r}"
+        rows.append(row(f"{name}: {m['model']} off the shelf ({m['package']})", m, note))
+    return f"""## Zero-shot anchors
+
+The same images read by off-the-shelf models, each through its own package's pipeline (its resize,
+thresholds and dictionary), not trained on this data. A model whose dictionary lacks characters of the labels
+cannot read those lines: its figures are marked not comparable.
+
+| model | det hmean | e2e precision | e2e recall | e2e hmean | full-text acc | rec acc (GT crops) | dictionary |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+"""

@@ -1,6 +1,7 @@
 """DVC stage eval: the trained (dygraph) detector + recogniser on the test split (params: eval).
 
-Writes reports/eval/metrics.json, predictions.jsonl, gallery/ and README.md. Any PPOCRLabel folder can be
+Writes reports/eval/metrics.json, predictions.jsonl, gallery/ and README.md; with ``eval.zero_shot``, also the
+off-the-shelf models' figures on the same images (section ``zero_shot``). Any PPOCRLabel folder can be
 evaluated through the same code, outside the pipeline:
 
     python stages/eval.py --input ../shared/datasets/sroie100 --out reports/eval_sroie100 --case-insensitive
@@ -32,7 +33,7 @@ def main() -> None:
     system = load_trained_system(detector, "models/rec", p.get("checkpoint", "best_accuracy"),
                                  drop_score=p.get("drop_score"))
     evaluate(system, samples, args.out, gallery_size=int(p.get("gallery_size", 12)),
-             case_sensitive=not args.case_insensitive, logger=log)
+             case_sensitive=not args.case_insensitive, logger=log, zero_shot=p.get("zero_shot") or ())
 
 
 if __name__ == "__main__":

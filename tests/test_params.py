@@ -38,6 +38,7 @@ def test_the_repositorys_params_pass_and_every_section_has_a_schema(params):
     ("train_det", {"device": "tpu"}, "train_det.device must be auto, cpu, gpu or gpu:N; got 'tpu'"),
     ("split", {"on_label_error": "ignore"}, "split.on_label_error must be one of ['stop', 'skip']; got 'ignore'"),
     ("eval", {"limt": 5}, "eval.limt is not a key any stage reads; did you mean 'limit'?"),
+    ("eval", {"zero_shot": ["ppocrv5"]}, "eval.zero_shot must be a list, each one of ['ppocrv4', 'ppocrv6']; got ['ppocrv5']"),
     ("benchmark", {"engines": ["paddle"]}, "benchmark.engines must be a non-empty list, each one of"),
     ("train_rec", {"analysis": {"windw": 3}}, "train_rec.analysis.windw is not a key any stage reads; did you mean "
                                               "'window'?"),

@@ -61,3 +61,78 @@ def test_reads_a_ppocrlabel_folder(sroie_dir):
     first = samples[0]
     assert first.path.is_file() and first.lines
     assert set(first.lines[0]) == {"points", "text", "ignore"} and first.lines[0]["points"].shape[1] == 2
+
+
+
+# sroie100/sroie/003.jpg, rows 0-300, columns 80-380: its 8 labelled lines (upper-cased by the annotators; by
+# eye, the first line is printed "tan woon yann", the fourth "NO.122,124. JALAN DEDAP 13", the seventh
+# "GST ID : 000849813504"), the fifth given a character PP-OCRv4's dictionary lacks (the Euro sign)
+RECEIPT_TOP = [
+    ("TAN WOON YANN", [[96, 41], [353, 41], [353, 79], [96, 79]]),
+    ("YONGFATT ENTERPRISE", [[88, 107], [366, 107], [366, 133], [88, 133]]),
+    ("(JM0517726)", [[171, 137], [280, 137], [280, 155], [171, 155]]),
+    ("NO 122.124 JALAN DEDAP 13", [[104, 162], [347, 162], [347, 179], [104, 179]]),
+    ("81100 JOHOR BAHRU €", [[136, 184], [316, 184], [316, 198], [136, 198]]),
+    ("TEL 07-3523888", [[157, 220], [295, 220], [295, 238], [157, 238]]),
+    ("GST ID: 000849813504", [[135, 252], [320, 252], [320, 269], [135, 269]]),
+    ("SIMPLIFIED TAX INVOICE", [[112, 277], [349, 277], [349, 296], [112, 296]]),
+]
+
+
+@pytest.fixture(scope="module")
+def receipt_samples(sroie_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("receipt")
+    (root / "det" / "images").mkdir(parents=True)
+    image = cv2.imread(str(sroie_dir / "sroie" / "003.jpg"))[:300, 80:380]
+    cv2.imwrite(str(root / "det" / "images" / "receipt.png"), image)
+    labels = [{"transcription": text, "points": [[x - 80, y] for x, y in points], "difficult": False}
+              for text, points in RECEIPT_TOP]
+    (root / "det" / "test.txt").write_text(f"det/images/receipt.png\t{json.dumps(labels, ensure_ascii=False)}\n",
+                                           encoding="utf-8")
+    return load_det_label_file(root / "det" / "test.txt", root)
+
+
+@pytest.fixture(scope="module")
+def zero_shot(receipt_samples):
+    from ocrforge.evaluate import zero_shot_figures
+
+    return zero_shot_figures(["ppocrv4", "ppocrv6"], receipt_samples, case_sensitive=False, threads=2)
+
+
+def test_zero_shot_anchors_on_a_receipt(zero_shot):
+    v4, v6 = zero_shot["ppocrv4"], zero_shot["ppocrv6"]
+    assert (v4["model"], v4["package"], v6["model"], v6["package"]) == \
+        ("PP-OCRv4", "rapidocr_onnxruntime 1.4.4", "PP-OCRv6 small", "rapidocr 3.10.0")
+    # 143 label characters (spaces included), 1 of them the Euro sign: in PP-OCRv6's dictionary, not PP-OCRv4's
+    assert v4["dictionary_coverage"] == {"chars": 142 / 143, "lines": 7 / 8, "missing": "€"}
+    assert v6["dictionary_coverage"] == {"chars": 1.0, "lines": 1.0, "missing": ""}
+    assert (v4["comparable"], v6["comparable"]) == (False, True)
+    for figures in (v4, v6):  # both find the 8 lines and nothing else
+        assert {k: figures["det"][k] for k in ("precision", "recall", "hmean")} == \
+            {"precision": 1.0, "recall": 1.0, "hmean": 1.0}
+    # PP-OCRv6 reads 5 lines as labelled: not the Euro line, and not the two printed otherwise than labelled;
+    # PP-OCRv4 runs words together in the image and reads only "tan woon yann" on its ground-truth crop
+    assert v6["rec"]["acc"] == 5 / 8 and v6["e2e"]["hmean"] == 5 / 8
+    assert v4["rec"]["acc"] == 1 / 8 and v4["e2e"]["hmean"] == 0.0
+    assert v6["e2e"]["full_text_acc"] == v4["e2e"]["full_text_acc"] == 0.0
+
+
+def test_an_unknown_anchor_is_named(receipt_samples):
+    from ocrforge.evaluate import zero_shot_figures
+
+    unknown = r"unknown off-the-shelf model 'ppocrv5'; choose from \['ppocrv4', 'ppocrv6'\]"
+    with pytest.raises(ValueError, match=unknown):
+        zero_shot_figures(["ppocrv5"], receipt_samples)
+
+
+@pytest.mark.slow
+def test_eval_writes_the_zero_shot_section(trained_system, receipt_samples, zero_shot, tmp_path):
+    metrics = evaluate(trained_system, receipt_samples, tmp_path / "eval", case_sensitive=False,
+                       zero_shot=["ppocrv4", "ppocrv6"], threads=2)
+    assert metrics["zero_shot"] == zero_shot
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text(encoding="utf-8")) == metrics
+    readme = (tmp_path / "eval" / "README.md").read_text(encoding="utf-8")
+    assert "| ppocrv6: PP-OCRv6 small off the shelf (rapidocr 3.10.0) | 1.0000 | 0.6250 | 0.6250 | 0.6250 | " \
+           "0.0000 | 0.6250 | 100.0% of lines, 100.0% of characters in its dictionary |" in readme
+    assert "**not comparable**: 87.5% of lines, 99.3% of characters in its dictionary; missing '€'" in readme
+    assert "zero_shot" not in evaluate(trained_system, receipt_samples, tmp_path / "plain")
