@@ -65,6 +65,7 @@ class BenchmarkSettings:
     engines: tuple[str, ...] = ENGINES
     memory_alone: bool = True              # each engine's memory measured in a fresh process of its own
     reference_args: dict = field(default_factory=dict)  # PaddleOCR(...) arguments over the equal-threads ones
+    flops: bool = True                     # FLOPs per input, the matmul peak and each engine's share of it
 
     def __post_init__(self):
         unknown = sorted(set(self.engines) - set(ENGINES))
@@ -289,41 +290,6 @@ class PaddleOCREngine:
         return text, float(score)
 
 
-class RapidOCREngine:
-    """``rapidocr_onnxruntime.RapidOCR`` with the PP-OCRv4 ONNX models it ships (its own, not our export)."""
-
-    name = "rapidocr"
-
-    def __init__(self, threads: int):
-        try:
-            from rapidocr_onnxruntime import RapidOCR
-        except ModuleNotFoundError as exc:
-            raise ModuleNotFoundError(
-                "the rapidocr engine needs rapidocr_onnxruntime (pip install rapidocr_onnxruntime); or leave "
-                "'rapidocr' out of benchmark.engines"
-            ) from exc
-        self.engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
-        self.label = f"rapidocr_onnxruntime {_version('rapidocr_onnxruntime')} (its PP-OCRv4 ONNX models), " \
-                     f"onnxruntime {_version('onnxruntime')}, {threads} thread(s)"
-
-    def read(self, image: np.ndarray) -> list[tuple[np.ndarray, str, float]]:
-        lines, _ = self.engine(image, use_cls=False)
-        return [(np.asarray(box, dtype=np.float32), text, float(score)) for box, text, score in lines or []]
-
-    def detect(self, image: np.ndarray) -> list:
-        boxes, _ = self.engine.text_det(image)
-        return [] if boxes is None else list(boxes)
-
-    def recognize(self, crops: Sequence[np.ndarray], batch_size: int) -> list[tuple[str, float]]:
-        self.engine.text_rec.rec_batch_num = batch_size
-        reads, _ = self.engine.text_rec(list(crops))
-        return [(read[0], float(read[1])) for read in reads]
-
-    def recognize_one(self, crop: np.ndarray) -> tuple[str, float]:
-        reads, _ = self.engine(crop, use_det=False, use_cls=False)
-        return (reads[0][0], float(reads[0][1])) if reads else ("", 0.0)
-
-
 def equal_threads_args(threads: int) -> dict:
     """PaddleOCR(...) arguments that run the class on ``threads`` threads, as ours runs."""
     return {"enable_mkldnn": True, "cpu_threads": threads}
@@ -342,6 +308,8 @@ def build_engine(name: str, export_dir: str | os.PathLike, settings: BenchmarkSe
     if name == "paddleocr_default":
         return PaddleOCREngine(export_dir, threads, {}, name=name)
     if name == "rapidocr":
+        from ocrforge.offtheshelf import RapidOCREngine
+
         return RapidOCREngine(threads)
     if name == "rapidocr_v6":
         from ocrforge.offtheshelf import RapidOCRv6Engine
@@ -519,6 +487,64 @@ def measure_memory_alone(name: str, export_dir: str | os.PathLike, settings: Ben
     return result
 
 
+# ---------------------------------------------------------------------------- distance to the machine's limit
+
+# each engine's det/rec ONNX pair and the detector's resize: ours (any runtime) read the export's; the
+# off-the-shelf ones their wheel's, at their packages' own default resize (shorter side to 736)
+OFF_THE_SHELF_RESIZE = {"limit_side_len": 736, "limit_type": "min"}
+
+
+def _flops_models(name: str, export_dir: Path) -> tuple[str, dict, dict] | None:
+    """``(model set, {"det": path, "rec": path}, resize)`` whose FLOPs engine ``name`` computes, or None."""
+    if name in ("rapidocr", "rapidocr_v6"):
+        from ocrforge.offtheshelf import ppocrv4_model_files, ppocrv6_model_files
+
+        files = (ppocrv4_model_files if name == "rapidocr" else ppocrv6_model_files)()
+        return ("ppocrv4" if name == "rapidocr" else "ppocrv6_small"), files, OFF_THE_SHELF_RESIZE
+    from ocrforge.system import read_manifest
+
+    manifest = read_manifest(export_dir)
+    if not manifest.get("onnx"):
+        return None
+    settings = manifest["settings"]
+    return ("export", {kind: export_dir / manifest["onnx"][kind] for kind in ("det", "rec")},
+            {"limit_side_len": settings["det_limit_side_len"], "limit_type": settings["det_limit_type"]})
+
+
+def distance_to_limit(export_dir: str | os.PathLike, engines: Sequence[str], speed: dict, data: BenchmarkData,
+                      threads: int, peak: dict | None = None) -> dict:
+    """FLOPs of each model set on ``data`` (detector per image at its resized shape, recogniser per crop at its
+    own input width, :mod:`ocrforge.flops`), this CPU's float32 matmul peak at ``threads`` threads, and each
+    engine's achieved GFLOP/s (median det images/s and batch-1 rec crops/s times the FLOPs) as a fraction of it.
+    The pool's processes together run ``threads`` threads, as the other engines do."""
+    from ocrforge.flops import distance_to_limit as limit_of, matmul_peak, model_flops
+
+    export_dir = Path(export_dir)
+    peak = peak or matmul_peak(threads)
+    image_sizes = [image.shape[:2] for image in data.images]
+    crop_sizes = [crop.shape[:2] for crop in data.crops]
+    models, per_engine = {}, {}
+    for name in engines:
+        found = _flops_models(name, export_dir)
+        if found is None:
+            continue
+        model_set, files, resize = found
+        if model_set not in models:
+            figures = model_flops(files["det"], files["rec"], image_sizes, crop_sizes, **resize)
+            models[model_set] = {"det_gflops_per_image": round(figures["det"]["mean"] / 1e9, 3),
+                                 "rec_gflops_per_crop": round(figures["rec"]["mean"] / 1e9, 3),
+                                 "rec_gflops_48x320": round(figures["rec_48x320"] / 1e9, 3),
+                                 "det_resize": resize, "_figures": figures}
+        reached = limit_of(models[model_set]["_figures"], speed[name]["det_images_per_s"]["median"],
+                           speed[name]["rec_crops_per_s_bs1"]["median"], peak["gflops"])
+        per_engine[name] = {"models": model_set, **{
+            kind: {"gflops": round(v["gflops"], 2), "fraction_of_peak": round(v["fraction_of_peak"], 4)}
+            for kind, v in reached.items()}}
+    for figures in models.values():
+        del figures["_figures"]
+    return {"matmul_peak": peak, "models": models, "engines": per_engine}
+
+
 # ---------------------------------------------------------------------------- models and machine
 
 
@@ -637,6 +663,8 @@ def run_benchmark(export_dir: str | os.PathLike, data: BenchmarkData,
     for name in ("ocrforge", "ocrforge_paddle", "ocrforge_pool"):
         if REFERENCE in engines and name in engines:
             report[f"{name}_vs_paddleocr_reads"] = compare_reads(engines[REFERENCE], engines[name], data)
+    if settings.flops:
+        report["limit"] = distance_to_limit(export_dir, list(engines), speed, data, settings.thread_count)
     for engine in engines.values():
         if hasattr(engine, "close"):
             engine.close()
@@ -684,6 +712,32 @@ def benchmark_markdown(report: dict) -> str:
         f"(same texts, boxes within 1 px).\n"
         for name in ("ocrforge", "ocrforge_paddle", "ocrforge_pool")
         if (reads := report.get(f"{name}_vs_paddleocr_reads")))
+    limit = report.get("limit")
+    limit_text = ""
+    if limit:
+        peak = limit["matmul_peak"]
+        model_lines = "\n".join(
+            f"| {name} | {m['det_gflops_per_image']:.2f} ({m['det_resize']['limit_type']} side "
+            f"{m['det_resize']['limit_side_len']}) | {m['rec_gflops_per_crop']:.3f} | {m['rec_gflops_48x320']:.3f} |"
+            for name, m in limit["models"].items())
+        engine_lines = "\n".join(
+            f"| {name} | {e['models']} | {e['det']['gflops']:.1f} | {100 * e['det']['fraction_of_peak']:.1f}% | "
+            f"{e['rec']['gflops']:.1f} | {100 * e['rec']['fraction_of_peak']:.1f}% |"
+            for name, e in limit["engines"].items())
+        limit_text = f"""
+## Distance to the machine's limit
+
+This CPU's float32 matmul peak at {peak['threads']} thread(s): {peak['gflops']:.1f} GFLOP/s ({peak['backend']};
+{', '.join(f'{k} {v:.1f}' for k, v in peak['by_backend'].items())}). A FLOP is one multiply or add.
+
+| models | det GFLOP per image (resize) | rec GFLOP per crop (its own width) | rec GFLOP at 48x320 |
+|---|---|---|---|
+{model_lines}
+
+| engine | models | det GFLOP/s | det share of peak | rec GFLOP/s (batch 1) | rec share of peak |
+|---|---|---|---|---|---|
+{engine_lines}
+"""
     return f"""# Benchmark
 
 Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), {m['memory_gb']} GB; paddlepaddle
@@ -714,6 +768,6 @@ dictionaries); the others run our export.
 | model | parameters | BN statistics | inference.pdiparams MB |
 |---|---|---|---|
 {model_rows}
-
+{limit_text}
 Memory: {report['memory_note']}. Process peak: {report['process_peak_rss_mb']} MB.
 """

@@ -191,7 +191,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                             rec_batch_size=integer(1), threads=integer(0), case_sensitive=boolean,
                             engines=list_of(choice("paddleocr", "paddleocr_default", "rapidocr", "rapidocr_v6",
                                                    "ocrforge", "ocrforge_paddle", "ocrforge_pool"), nonempty=True),
-                            memory_alone=boolean, reference_args=mapping),
+                            memory_alone=boolean, reference_args=mapping, flops=boolean),
 }
 
 

@@ -1,5 +1,6 @@
-"""DVC stage benchmark: speed, accuracy and memory of the exported system (ours, ``ocrforge.OCR``) beside
-PaddleOCR 2.10's own class on the same export and the off-the-shelf RapidOCR (params: benchmark).
+"""DVC stage benchmark: speed, accuracy, memory and distance to the CPU's limit of the exported system (ours,
+``ocrforge.OCR`` on onnxruntime and on paddle inference) beside PaddleOCR 2.10's own class on the same export and
+the off-the-shelf PP-OCRv4 and PP-OCRv6 small (RapidOCR) (params: benchmark).
 
 Writes reports/benchmark.json (DVC metrics) and reports/benchmark.md. Any PPOCRLabel folder can be benchmarked
 the same way, outside the pipeline:
@@ -36,6 +37,7 @@ def main() -> None:
         warmup=args.warmup, repeats=args.repeats, rec_batch_size=int(p.get("rec_batch_size", 6)),
         threads=args.threads, case_sensitive=not args.case_insensitive, engines=tuple(args.engines),
         memory_alone=bool(p.get("memory_alone", True)), reference_args=dict(p.get("reference_args") or {}),
+        flops=bool(p.get("flops", True)),
     )
     report = run_benchmark(args.export, data, settings, logger=log)
     out = Path(args.out)

@@ -141,6 +141,22 @@ def test_benchmark_writes_every_engine(exported_dir, tiny_split, tmp_path):
     assert saved["engines"]["ocrforge_pool"]["accuracy"] == ours
     assert saved["ocrforge_pool_vs_paddleocr_reads"]["identical"] == saved["ocrforge_vs_paddleocr_reads"]["identical"]
     assert saved["engines"]["ocrforge_pool"]["memory"]["load_mb"] > 100
+    # distance to the limit: each engine's GFLOP/s is its model set's FLOPs times its median rate
+    from ocrforge.flops import det_flops
+
+    limit = saved["limit"]
+    assert set(limit["models"]) == {"export", "ppocrv4", "ppocrv6_small"}
+    expected_det = det_flops(exported_dir / "onnx" / "det.onnx", [image.shape[:2] for image in data.images])["mean"]
+    assert limit["models"]["export"]["det_gflops_per_image"] == round(expected_det / 1e9, 3)
+    assert limit["matmul_peak"]["threads"] == 1 and limit["matmul_peak"]["gflops"] > 0
+    for name, engine in limit["engines"].items():
+        det_rate = saved["engines"][name]["speed"]["det_images_per_s"]["median"]
+        assert engine["det"]["gflops"] == pytest.approx(expected_det * det_rate / 1e9, rel=2e-3, abs=0.006) \
+            if engine["models"] == "export" else engine["det"]["gflops"] > 0
+        assert engine["det"]["fraction_of_peak"] == pytest.approx(
+            engine["det"]["gflops"] / limit["matmul_peak"]["gflops"], rel=1e-2, abs=1e-4)
+    assert {"ocrforge", "ocrforge_paddle", "paddleocr", "paddleocr_default", "ocrforge_pool"} <= \
+        {name for name, e in limit["engines"].items() if e["models"] == "export"}
     for kind in ("det", "rec"):
         assert saved["models"][kind]["parameters"] > 100_000
         assert saved["models"][kind]["files"][f"{kind}/inference.pdiparams"] > 0
