@@ -297,6 +297,8 @@ class TrainingMonitor:
     latest verdict (``.verdict``, ``.history``), logs when the status changes, and returns a reason to
     stop when the status is one of ``stop_on`` (e.g. ``("overfitting",)``; empty: never stops)."""
 
+    name = "training_monitor"  # the trainer's ``stopped_by`` when it stops a run
+
     def __init__(self, *, stop_on: Sequence[str] = (), logger: logging.Logger = logger, **analysis: Any):
         unknown = set(analysis) - set(DEFAULTS) - {"main_indicator", "loss_key", "val_loss_key"}
         if unknown:

@@ -206,8 +206,8 @@ def test_tiny_training_early_stopping_and_the_verdict_agree_on_the_best_epoch(tm
     summary = make_trainer(tmp_path / "monitor", epoch_num=8, on_eval=[stopper],
                            metric=ScriptedMetric([0.5, 0.7, 0.8, 0.7, 0.6, 0.5])).fit()
     assert summary["epochs_run"] == 4 and summary["best_epoch"] == 3
-    assert summary["stopped_reason"].startswith(
-        "stopped by TrainingMonitor after epoch 4: overfitting since epoch 4: val/acc fell from 0.8 (epoch 3) to 0.7")
+    assert summary["stopped_by"] == "training_monitor"
+    assert summary["stopped_reason"].startswith("overfitting since epoch 4: val/acc fell from 0.8 (epoch 3) to 0.7")
 
 
 def test_tiny_training_stops_when_the_real_validation_loss_turns_against_the_training_loss(tmp_path):
@@ -227,7 +227,8 @@ def test_tiny_training_stops_when_the_real_validation_loss_turns_against_the_tra
     assert stop < 8
     assert h[stop - 1]["val/loss"] > 1.1 * min(r["val/loss"] for r in h[: stop - 1])
     assert h[stop - 1]["train/loss"] < h[monitor.verdict.best_epoch - 1]["train/loss"]
-    assert summary["stopped_reason"].startswith(f"stopped by TrainingMonitor after epoch {stop}: overfitting")
+    assert summary["stopped_reason"].startswith(f"overfitting since epoch {stop}: val/loss rose from")
+    assert summary["stopped_by"] == "training_monitor"
     assert monitor.verdict.best_by == "val/loss"
 
 
