@@ -216,6 +216,8 @@ def _common_overrides(p: dict) -> dict:
         "Global.freeze_bn": bool(p.get("freeze_bn", False)),
         "Global.eval_batch_epoch": int(p.get("eval_every", 1)),
         "Global.early_stopping_patience": int(p.get("early_stopping_patience", 0)),
+        "Global.early_stopping_min_delta": float(p.get("early_stopping_min_delta", 0.0)),
+        "Global.max_minutes": float(p.get("max_minutes") or 0),
         "Global.save_every_steps": int(p.get("save_every_steps", 0)),
         "Optimizer.lr.learning_rate": float(p["lr"]),
         "Optimizer.lr.warmup_epoch": float(p.get("warmup_epoch", 0)),
