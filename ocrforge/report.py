@@ -62,8 +62,9 @@ def training_timing_data(summary: dict) -> dict[str, Any]:
 
 
 def training_report_data(summary: dict, verdict: Verdict) -> dict[str, Any]:
-    """The JSON the stage declares as DVC metrics: ``verdict`` (its fields), ``training`` (best metric, epochs,
-    why it stopped) and ``last`` (the last epoch's train and val figures), all free of timings."""
+    """The JSON the stage declares as DVC metrics: ``verdict`` (its fields), ``training`` (best metric, epochs run
+    and their cap, why it stopped and which rule stopped it) and ``last`` (the last epoch's train and val
+    figures), all free of timings."""
     last = summary.get("last_record") or {}
     return {
         "verdict": verdict.to_dict(),
@@ -72,7 +73,9 @@ def training_report_data(summary: dict, verdict: Verdict) -> dict[str, Any]:
             "best_metric": summary.get("best_metric"),
             "best_epoch": summary.get("best_epoch"),
             "epochs_run": summary.get("epochs_run"),
+            "epochs_cap": summary.get("epochs_cap"),
             "stopped_reason": summary.get("stopped_reason"),
+            "stopped_by": summary.get("stopped_by"),
         },
         "last": {k: v for k, v in last.items() if k.split("/")[-1] not in TIMING_KEYS},
     }
@@ -84,7 +87,8 @@ def format_training_report(summary: dict, history: Sequence[dict], verdict: Verd
     data = {**training_report_data(summary, verdict)["training"], **training_timing_data(summary)}
     key = data["main_indicator"]
     lines = [f"# {title}", ""]
-    lines += [f"**Verdict:** {verdict.reason}.", "",
+    lines += [f"**Stopped:** {data['stopped_reason'] or 'not finished'}.", "",
+              f"**Verdict:** {verdict.reason}.", "",
               f"**Recommendation:** {verdict.recommendation}.", ""]
     timing = f"{_seconds(data['wall_time_s'])} s in all"
     if data["time_per_epoch_s"] is not None:
@@ -96,7 +100,8 @@ def format_training_report(summary: dict, history: Sequence[dict], verdict: Verd
         "| | |",
         "|---|---|",
         f"| best {key or 'metric'} | {_fmt(data['best_metric'])} at epoch {_fmt(data['best_epoch'])} |",
-        f"| epochs run | {_fmt(data['epochs_run'])} ({data['stopped_reason'] or 'not finished'}) |",
+        f"| epochs run | {_fmt(data['epochs_run'])}"
+        + (f" of at most {data['epochs_cap']}" if data["epochs_cap"] else "") + " |",
         f"| time | {timing} |",
         f"| speed | {_fmt(data['samples_per_s'], 3)} samples/s, "
         f"{_fmt(None if share is None else 100 * share, 2)}% of it waiting for data |",

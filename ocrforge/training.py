@@ -370,6 +370,8 @@ def run_training_stage(config: dict, analysis_params: dict | None, report_dir: P
     history = history_from_checkpoint(config["Global"]["save_model_dir"])
     verdict = monitor.finish(history)
     write_training_report(summary, history, verdict, report_dir / "report.md", report_dir / "report.json")
+    logger.info("training ended after %s of at most %s epochs: %s", summary["epochs_run"], summary["epochs_cap"],
+                summary["stopped_reason"])
     logger.info("verdict: %s. %s", verdict.reason, verdict.recommendation)
     logger.info("best %s %.4f at epoch %s; %.0f s", summary["main_indicator"], summary["best_metric"] or 0,
                 summary["best_epoch"], summary["wall_time_s"])

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ocrforge.analysis import TrainingMonitor, analyse_training, history_from_checkpoint
 from ocrforge.report import format_training_report, write_training_report
@@ -20,8 +21,9 @@ HISTORY = [
     {"epoch": 4, "train/loss": 0.05, "val/loss": 0.35, "val/acc": 0.79},
 ]
 SUMMARY = {"main_indicator": "acc", "best_metric": 0.8, "best_epoch": 3, "epochs_run": 4, "global_steps": 40,
-           "wall_time_s": 40.2, "samples_per_s": 12.5, "data_wait_share": 0.05, "stopped_reason": "completed",
-           "resumed_from": None,
+           "wall_time_s": 40.2, "samples_per_s": 12.5, "data_wait_share": 0.05, "epochs_cap": 10,
+           "stopped_reason": "no val improvement for 1 evaluation (best acc 0.8 at epoch 3; early_stopping_patience=1)",
+           "stopped_by": "early_stopping", "resumed_from": None,
            "last_record": {"epoch": 4, "train/loss": 0.05, "train/lr": 1e-4, "train/samples_per_s": 12.1,
                            "train/data_wait_share": 0.04, "val/loss": 0.35, "val/acc": 0.79}}
 
@@ -34,6 +36,8 @@ def test_report_markdown_carries_the_timings_and_the_metrics_json_none(tmp_path)
     assert text.splitlines() == [
         "# train_rec",
         "",
+        "**Stopped:** no val improvement for 1 evaluation (best acc 0.8 at epoch 3; early_stopping_patience=1).",
+        "",
         "**Verdict:** overfitting since epoch 4: val/loss rose from 0.25 (epoch 3) to 0.35 (epoch 4) while train "
         "loss fell from 0.1 to 0.05.",
         "",
@@ -42,7 +46,7 @@ def test_report_markdown_carries_the_timings_and_the_metrics_json_none(tmp_path)
         "| | |",
         "|---|---|",
         "| best acc | 0.8 at epoch 3 |",
-        "| epochs run | 4 (completed) |",
+        "| epochs run | 4 of at most 10 |",
         "| time | 40.2 s in all, 10.1 s per epoch (training and evaluation) |",
         "| speed | 12.5 samples/s, 5% of it waiting for data |",
         "",
@@ -60,8 +64,10 @@ def test_report_markdown_carries_the_timings_and_the_metrics_json_none(tmp_path)
     assert on_disk["verdict"] == verdict.to_dict()
     assert on_disk["verdict"]["status"] == "overfitting" and on_disk["verdict"]["best_epoch"] == 3
     # the DVC metrics: what two runs of one config share; the clock's figures go to timing.json
-    assert on_disk["training"] == {"main_indicator": "acc", "best_metric": 0.8, "best_epoch": 3, "epochs_run": 4,
-                                   "stopped_reason": "completed"}
+    assert on_disk["training"] == {
+        "main_indicator": "acc", "best_metric": 0.8, "best_epoch": 3, "epochs_run": 4, "epochs_cap": 10,
+        "stopped_reason": "no val improvement for 1 evaluation (best acc 0.8 at epoch 3; early_stopping_patience=1)",
+        "stopped_by": "early_stopping"}
     assert on_disk["last"] == {"epoch": 4, "train/loss": 0.05, "train/lr": 1e-4, "val/loss": 0.35, "val/acc": 0.79}
     timing = json.loads((js.parent / "timing.json").read_text())
     assert timing == {"wall_time_s": 40.2, "time_per_epoch_s": 40.2 / 4, "samples_per_s": 12.5,
@@ -109,3 +115,33 @@ def test_report_of_a_tiny_real_training(tmp_path):
     assert json.loads((tmp_path / "timing.json").read_text())["samples_per_s"] > 0
     text = (tmp_path / "r.md").read_text()
     assert "| epoch | train loss | val acc |" in text and text.count("\n| ") >= 3 + 4
+
+
+@pytest.mark.parametrize("settings, stopped", [
+    ({"epoch_num": 2}, "epoch cap reached (epochs=2)"),
+    ({"epoch_num": 8, "early_stopping_patience": 2, "blank_val": True},
+     "no val improvement for 2 evaluations (best acc 0.5 at epoch 1; early_stopping_patience=2)"),
+    ({"epoch_num": 8, "max_minutes": 1e-9}, "wall-time cap max_minutes=1e-09 reached in epoch 1 after step 1"),
+    ({"epoch_num": 8, "overfitting": True},
+     "overfitting since epoch 4: val/acc fell from 0.8 (epoch 3) to 0.7 (epoch 4) while train loss fell"),
+])
+def test_the_report_says_why_a_tiny_real_training_stopped(tmp_path, settings, stopped):
+    from engine_tiny import ScriptedMetric, blank_val_loader, make_trainer
+
+    settings = dict(settings)
+    extra = {}
+    if settings.pop("blank_val", False):
+        extra["eval_loader"] = blank_val_loader()
+    monitor = TrainingMonitor()
+    if settings.pop("overfitting", False):
+        monitor = TrainingMonitor(metric_drop_tol=0.05, stop_on=["overfitting"])
+        extra["metric"] = ScriptedMetric([0.5, 0.7, 0.8, 0.7])
+    trainer = make_trainer(tmp_path / "out", on_eval=[monitor], **extra, **settings)
+    summary = trainer.fit()
+    history = history_from_checkpoint(tmp_path / "out")
+    data = write_training_report(summary, history, monitor.finish(history), tmp_path / "r.md", tmp_path / "r.json")
+    assert data["training"]["stopped_reason"].startswith(stopped)
+    assert data["training"]["epochs_cap"] == settings["epoch_num"]
+    text = (tmp_path / "r.md").read_text()
+    assert text.splitlines()[2].startswith(f"**Stopped:** {stopped}")
+    assert f"| epochs run | {summary['epochs_run']} of at most {settings['epoch_num']} |" in text

@@ -71,7 +71,8 @@ class EarlyStopping:
                     f"evaluation can improve on it")
         if state.evals_without_improvement >= self.patience:
             gain = f" > {self.min_delta:g}" if self.min_delta else ""
-            return (f"no val improvement{gain} for {state.evals_without_improvement} evaluations (best "
+            waited = state.evals_without_improvement
+            return (f"no val improvement{gain} for {waited} evaluation{'s' if waited != 1 else ''} (best "
                     f"{self.key} {state.best:.4g} at epoch {state.best_epoch}; "
                     f"early_stopping_patience={self.patience})")
         return None

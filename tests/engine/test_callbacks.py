@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 
 import ocrforge  # noqa: F401
-import paddle
 
-from engine_tiny import TinyDataset, make_trainer, weights
+from engine_tiny import blank_val_loader, make_trainer, weights
 from ocrforge.engine.callbacks import EarlyStopping, Plateau, WallTimeLimit, plateau
 from ocrforge.engine.checkpoint import load_checkpoint, read_states
 
@@ -66,24 +65,6 @@ def test_wrong_settings_are_refused():
 
 
 # ---------------------------------------------------------------- tiny real trainings
-
-BLANK_VAL_IMAGES = 12
-
-
-def blank_val_loader():
-    """Validation images that are all zeros, labelled half 0, half 1: whatever the model learns, it gives
-    every one of them the same class, so val acc is exactly 0.5 at every evaluation (a real plateau)."""
-    labels = TinyDataset(BLANK_VAL_IMAGES, seed=99).labels
-
-    class Blank(paddle.io.Dataset):
-        def __len__(self):
-            return BLANK_VAL_IMAGES
-
-        def __getitem__(self, idx):
-            return np.zeros((1, 8, 8), "float32"), labels[idx]
-
-    return paddle.io.DataLoader(Blank(), batch_size=6, shuffle=False)
-
 
 def test_early_stopping_ends_a_real_run_whose_val_metric_is_flat(tmp_path):
     trainer = make_trainer(tmp_path, epoch_num=8, early_stopping_patience=2, eval_loader=blank_val_loader())
