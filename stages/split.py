@@ -1,8 +1,11 @@
 """DVC stage split: read the PPOCRLabel folder named by params split.input and write data/split."""
 
 import json
+import sys
 from pathlib import Path
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this project's ocrforge, whichever Python runs it
+import ocrforge.environment  # noqa: E402,F401  (one line saying what to run when this Python lacks the stack)
 from ocrforge.data.ppocrlabel import load_ppocrlabel
 from ocrforge.data.split import format_summary, split_dataset
 from ocrforge.log import get_logger

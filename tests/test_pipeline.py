@@ -26,8 +26,9 @@ TINY = {
 }
 
 # loaded by stages but unable to change what one writes: the package's thread-count default, the log format,
-# and a package that only forwards two names to modules whose own files are traced
-NOT_STAGE_DEPS = {"ocrforge/__init__.py", "ocrforge/log.py", "ocrforge/data/__init__.py"}
+# a package that only forwards two names to modules whose own files are traced, and the check that the stage
+# runs under the project's Python
+NOT_STAGE_DEPS = {"ocrforge/__init__.py", "ocrforge/log.py", "ocrforge/data/__init__.py", "ocrforge/environment.py"}
 
 
 def _docstring_only(relative: str) -> bool:
