@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ocrforge.analysis import TrainingMonitor, analyse_training, history_from_checkpoint
-from ocrforge.report import format_training_report, write_training_report
+from ocrforge.report import format_training_report, training_report_data, write_training_report
 
 sys.path.insert(0, str(Path(__file__).parent / "engine"))
 
@@ -145,3 +145,19 @@ def test_the_report_says_why_a_tiny_real_training_stopped(tmp_path, settings, st
     text = (tmp_path / "r.md").read_text()
     assert text.splitlines()[2].startswith(f"**Stopped:** {stopped}")
     assert f"| epochs run | {summary['epochs_run']} of at most {settings['epoch_num']} |" in text
+
+
+def test_the_report_puts_the_zero_shot_figures_beside_the_best_epochs():
+    summary = {**SUMMARY, "zero_shot": {"acc": 0.233, "norm_edit_dis": 0.81, "acc_normalised": 0.713, "loss": 2.5},
+               "best_record": {"epoch": 3, "train/loss": 0.1, "val/loss": 0.25, "val/acc": 0.8,
+                               "val/acc_normalised": 0.86}}
+    assert training_report_data(summary, analyse_training(HISTORY))["val"] == {
+        "zero_shot": {"acc": 0.233, "acc_normalised": 0.713, "loss": 2.5},
+        "best_epoch": {"acc": 0.8, "acc_normalised": 0.86, "loss": 0.25}}
+    text = format_training_report(summary, HISTORY, analyse_training(HISTORY))
+    assert ("## Validation before and after training\n\n"
+            "| | acc | acc_normalised | loss |\n"
+            "|---|---|---|---|\n"
+            "| before training (zero-shot) | 0.233 | 0.713 | 2.5 |\n"
+            "| best epoch (3) | 0.8 | 0.86 | 0.25 |\n") in text
+    assert training_report_data(SUMMARY, analyse_training(HISTORY))["val"] == {}  # no evaluation before training

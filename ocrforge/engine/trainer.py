@@ -676,6 +676,7 @@ class Trainer:
             "stopped_by": st.stopped_by or ("epoch_cap" if st.epoch >= self.epoch_num else None),
             "resumed_from": self.resumed_from,
             "last_record": st.history[-1] if st.history else None,
+            "best_record": next((r for r in st.history if r.get("epoch") == st.best_epoch), None),
         }
         if self.is_main:
             import json
