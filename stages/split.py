@@ -34,6 +34,8 @@ def main() -> None:
         max_text_length=int(d["max_text_length"]),
     )
     log.info("%s", format_summary(summary))
+    if summary["layout"]["warning"]:
+        log.warning("%s", summary["layout"]["warning"])
     METRICS.parent.mkdir(parents=True, exist_ok=True)
     counts = {name: dict(c) for name, c in summary["splits"].items()}
     metrics = {
@@ -41,6 +43,8 @@ def main() -> None:
         "input": summary["input"],
         "labels_with_missing_chars": summary["dictionary"]["labels_with_missing_chars"],
         "labels_too_long": summary["dictionary"]["labels_too_long"],
+        "layout": summary["layout"]["layout"],
+        "layout_warning": summary["layout"]["warning"],
     }
     METRICS.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
 
