@@ -63,7 +63,7 @@ def test_the_normalised_zero_shot_acc_does_not_depend_on_the_labels_case(tmp_pat
     split_dataset(load_ppocrlabel(tmp_path / "demo" / "Label.txt"), data, seed=1,
                   chars=read_dictionary(dictionary["character_dict_path"], True))
     p = {**section(params, "train_rec"), "epochs": 1, "batch_size": 4, "eval_batch_size": 8, "save_every_steps": 0}
-    logger = logging.getLogger("ocrforge.test.stage")
+    logger = logging.getLogger("tests.stage")  # outside ocrforge's logger, which a stage run detaches from the root
     zero_shot = {}
     for case in ("upper", "lower"):
         if case == "lower":
@@ -74,7 +74,7 @@ def test_the_normalised_zero_shot_acc_does_not_depend_on_the_labels_case(tmp_pat
         config = rec_config_from_params(load_config(repo_root / p["config"]), p, dictionary, str(data),
                                         str(tmp_path / case / "model"), str(tmp_path / case / "live"))
         config["Global"]["use_dvclive"] = False
-        with caplog.at_level(logging.INFO, logger="ocrforge"):
+        with caplog.at_level(logging.INFO, logger="tests.stage"):
             summary = run_training_stage(config, p.get("analysis"), tmp_path / case / "report", logger)
         zero_shot[case] = summary["zero_shot"]
         report = json.loads((tmp_path / case / "report" / "report.json").read_text())

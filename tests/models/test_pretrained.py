@@ -154,18 +154,17 @@ def test_the_params_info_of_an_inference_folder_is_read_as_plain_data_only(tmp_p
     assert not proof.exists()
 
 
-def test_a_training_logs_its_start_weights_in_one_line(caplog):
+def test_a_training_logs_its_start_weights_in_one_line(caplog, repo_root):
     """Issue 17: each training printed 13 (det) to 83 (rec) lines "weight ... is not in ...; it keeps its
     initial value"; now one line with the counts and where the fresh weights are."""
     from ocrforge.config import load_config, resolve_dict_paths
     from ocrforge.models.build import build_pretrained_model
-    from conftest import REPO_ROOT
 
-    config = load_config(REPO_ROOT / "configs" / "rec" / "ppocrv4_rec.yml")
+    config = load_config(repo_root / "configs" / "rec" / "ppocrv4_rec.yml")
     config["Global"]["pretrained_model"] = "shipped"
     resolve_dict_paths(config)
-    with caplog.at_level(logging.INFO, logger="ocrforge"):
-        build_pretrained_model(config, logger=logging.getLogger("ocrforge.test"))
+    with caplog.at_level(logging.INFO, logger="tests.build"):  # outside ocrforge's logger, which stages detach
+        build_pretrained_model(config, logger=logging.getLogger("tests.build"))
     assert [r.getMessage() for r in caplog.records] == [
         f"rec, shipped PP-OCRv4 recogniser: loaded 234 tensors from {SHIPPED_REC_DIR}; 83 weights of the model are "
         f"not in it and keep their initial value (1 under head.before_gtc, 82 under head.gtc_head); 2 transformed"]
