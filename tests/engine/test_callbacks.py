@@ -154,3 +154,19 @@ def test_without_a_main_indicator_early_stopping_is_off_with_a_warning(tmp_path,
         trainer = make_trainer(tmp_path, epoch_num=1, early_stopping_patience=2, metric=NoIndicator())
     assert trainer.on_eval == []
     assert "early_stopping_patience=2 is ignored: the metric has no main_indicator" in caplog.text
+
+
+def test_a_checkpoint_written_before_the_stopping_callbacks_still_resumes(tmp_path):
+    """States of the previous trainer held evals_without_improvement, now read from the history instead."""
+    import json
+
+    with pytest.raises(Interrupt):
+        make_trainer(tmp_path, epoch_num=2, save_every_steps=3, on_step=[interrupt_at(8)]).fit()
+    path = tmp_path / "latest.states.json"
+    record = json.loads(path.read_text())
+    del record["state"]["stopped_by"]
+    record["state"]["evals_without_improvement"] = 1
+    path.write_text(json.dumps(record))
+    summary = make_trainer(tmp_path, epoch_num=2, save_every_steps=3).fit()
+    assert summary["global_steps"] == 12 and summary["resumed_from"].endswith("latest")
+    assert summary["stopped_by"] == "epoch_cap"
