@@ -34,6 +34,7 @@ lock: $(STAMP) ## pin the installed versions in configs/constraints.txt (after a
 	{ grep '^#' $(CONSTRAINTS); $(BIN)/python -m pip freeze --exclude-editable; } > $(CONSTRAINTS).new
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
+# dvc.yaml's stages run `python stages/NAME.py`: the PATH above makes that .venv's python (README, Quick start)
 repro: $(STAMP) ## run the whole pipeline on the params.yaml data with `dvc repro`
 	dvc repro
 

@@ -1,4 +1,4 @@
-"""Reading a training run: has it converged, is it overfitting, diverging, or still improving?
+"""Reading a training run: has it converged, is it overfitting, diverging, stalled, or still improving?
 
 The input is the trainer's history, one record per finished epoch (``{"epoch": 3, "train/loss": ...,
 "val/acc": ..., "val/loss": ...}``; see :mod:`ocrforge.engine.trainer`). Only the records that carry an
@@ -22,7 +22,14 @@ The rules, evaluated on the evaluations seen so far (``i`` is the latest one); t
 3. **converged** - over the last ``window`` evaluations (from evaluation ``a = i - window`` to ``i``) the
    training loss fell by less than ``rel_loss_tol`` of its value at ``a`` per epoch, and the best main
    metric rose by less than ``metric_tol`` (absolute) above the best up to ``a``.
-4. **improving** - none of these: more epochs would help.
+4. **stalled** - the main metric is not gaining: its latest value is below its best, or over the last
+   ``window`` evaluations (all of them but the first when there are fewer) its best rose by less than
+   ``metric_tol`` above the best before them. Not overfitting (the fall is within tolerance) and not
+   converged (the training loss still falls), but more epochs at this learning rate are not buying anything
+   on validation: val hmean 0.9153 then 0.9143 is stalled, not improving. It began at the evaluation after the
+   best (the window's first, when the latest is the best).
+5. **improving** - none of these: the latest evaluation is the best so far and gained more than ``metric_tol``
+   over the window (or, without a main metric, the losses allow no other reading); more epochs would help.
 
 The verdict's ``epoch`` is where the final status was first reached without interruption, so a run that
 converged at epoch 9 and stayed flat to epoch 20 reports 9.
@@ -40,6 +47,7 @@ logger = logging.getLogger("ocrforge.analysis")
 CONVERGED = "converged"
 OVERFITTING = "overfitting"
 DIVERGING = "diverging"
+STALLED = "stalled"
 IMPROVING = "improving"
 
 KNOWN_INDICATORS = ("hmean", "acc")  # the det and rec metrics' main_indicator, tried in this order
@@ -206,6 +214,21 @@ def _trend(s: _Series, n: int, p: dict) -> dict | None:
     return {"start": a, "rel": rel, "gain": gain}
 
 
+def _stalled(s: _Series, n: int, p: dict) -> dict | None:
+    """The main metric not gaining (rule 4), with where that began; None when it still gains or is absent."""
+    if s.metric is None or n < 2:
+        return None
+    vals = s.metric[:n]
+    best = _argbest(vals, higher=True)
+    if vals[n - 1] < vals[best]:
+        return {"began": best + 1, "best": best, "fell": True}
+    start = max(n - 1 - int(p["window"]), 0)
+    gain = max(vals[start + 1:n]) - max(vals[: start + 1])
+    if gain < p["metric_tol"]:
+        return {"began": start + 1, "best": best, "fell": False, "gain": gain, "evals": n - 1 - start}
+    return None
+
+
 def _state(s: _Series, n: int, p: dict) -> tuple[str, dict]:
     found = _diverging(s, n, p)
     if found:
@@ -216,6 +239,9 @@ def _state(s: _Series, n: int, p: dict) -> tuple[str, dict]:
     trend = _trend(s, n, p)
     if trend and trend["rel"] < p["rel_loss_tol"] and (trend["gain"] is None or trend["gain"] < p["metric_tol"]):
         return CONVERGED, {"began": trend["start"], **trend}
+    found = _stalled(s, n, p)
+    if found:
+        return STALLED, {**(trend or {}), **found}
     return IMPROVING, trend or {}
 
 
@@ -275,6 +301,19 @@ def analyse_training(history: Sequence[dict], *, window: int = DEFAULTS["window"
                   f"{100 * info['rel']:.2g}%/epoch{_metric_text(s, info)}")
         advice = (f"more epochs add little: about {ep[first - 1]} epochs are enough; to do better, add or "
                   f"clean training data, unfreeze more layers, or try a lower learning rate at the end")
+    elif status == STALLED:
+        key, top = s.metric_key, info["best"]
+        if info["fell"]:
+            reason = (f"stalled: {key} fell to {s.metric[-1]:.4g} at epoch {last} from its best "
+                      f"{s.metric[top]:.4g} (epoch {ep[top]}), a fall within tolerance, not yet overfitting")
+        else:
+            reason = (f"stalled: over the last {info['evals']} evaluation(s) the best {key} gained "
+                      f"{info['gain']:+.4g}, less than {p['metric_tol']:g}")
+        if "rel" in info:
+            reason += f", while the train loss fell {100 * info['rel']:.2g}%/epoch"
+        advice = (f"more epochs at this learning rate are unlikely to raise {key}: keep best_accuracy (epoch "
+                  f"{ep[top]}); early_stopping_patience ends such a run by itself; to do better, add or clean "
+                  f"training data, unfreeze more layers, or lower the learning rate")
     else:
         if info:
             reason = (f"still improving at epoch {last}: over the last {window} evaluations the train loss "
@@ -282,7 +321,9 @@ def analyse_training(history: Sequence[dict], *, window: int = DEFAULTS["window"
         else:
             reason = (f"still improving as far as {n} evaluation(s) show: {window + 1} are needed to judge "
                       f"convergence")
-        advice = f"more epochs would help: train longer (e.g. {2 * last} epochs) and read the verdict again"
+        advice = (f"more epochs would help: raise the epochs cap (e.g. to {2 * last}) and read the verdict "
+                  f"again")
+    if status in (STALLED, IMPROVING):
         if best_by == s.metric_key and best_value is not None and best_value >= 1.0 - p["metric_tol"]:
             advice = (f"the validation {best_by} reached {best_value:.4g} at epoch {ep[best]}, its ceiling: this "
                       f"validation set cannot show further gains, so more epochs are unlikely to pay; keep "
@@ -296,6 +337,8 @@ class TrainingMonitor:
     """An ``on_eval`` callback for the trainer: analyses the history after every evaluation, keeps the
     latest verdict (``.verdict``, ``.history``), logs when the status changes, and returns a reason to
     stop when the status is one of ``stop_on`` (e.g. ``("overfitting",)``; empty: never stops)."""
+
+    name = "training_monitor"  # the trainer's ``stopped_by`` when it stops a run
 
     def __init__(self, *, stop_on: Sequence[str] = (), logger: logging.Logger = logger, **analysis: Any):
         unknown = set(analysis) - set(DEFAULTS) - {"main_indicator", "loss_key", "val_loss_key"}

@@ -100,6 +100,17 @@ def device(value: Any) -> str | None:
     return None if ok else "auto, cpu, gpu or gpu:N"
 
 
+def optional(rule: Rule) -> Rule:
+    """``rule``, or an empty value (``max_minutes:`` with nothing after it)."""
+    def check(value: Any) -> str | None:
+        if value is None:
+            return None
+        problem = rule(value)
+        return f"{problem} (or empty)" if problem else None
+
+    return check
+
+
 def list_of(item: Rule, *, length: int | None = None, nonempty: bool = False) -> Rule:
     def rule(value: Any) -> str | None:
         shape = f"a list of {length} items" if length else "a non-empty list" if nonempty else "a list"
@@ -162,7 +173,8 @@ _TRAINING = dict(
     epochs=req(integer(1)), lr=req(real(0, low_open=True)), warmup_epoch=real(0), batch_size=req(integer(1)),
     num_workers=integer(0), freeze=list_of(text(empty=False)), freeze_bn=boolean,
     eval_every=integer(1),  # the eval and export stages read best_accuracy, which only an evaluation writes
-    early_stopping_patience=integer(0), save_every_steps=integer(0), analysis=ANALYSIS, overrides=overrides,
+    early_stopping_patience=integer(0), early_stopping_min_delta=real(0), max_minutes=optional(real(0)),
+    save_every_steps=integer(0), analysis=ANALYSIS, overrides=overrides,
 )
 _DET = dict(
     crop_size=req(integer(1)), eval_side_len=integer(1), thresh=req(real(0, 1, low_open=True)),

@@ -61,9 +61,23 @@ def training_timing_data(summary: dict) -> dict[str, Any]:
     }
 
 
+def before_and_after(summary: dict) -> dict[str, dict[str, float]]:
+    """The validation figures before training (zero-shot) and at the best epoch (what ``best_accuracy`` holds),
+    for the keys both have: ``{"zero_shot": {"acc": ..., "acc_normalised": ...}, "best_epoch": {...}}``.
+    Empty when the stage did not evaluate before training."""
+    zero_shot = summary.get("zero_shot") or {}
+    best = {k[len("val/"):]: v for k, v in (summary.get("best_record") or {}).items() if k.startswith("val/")}
+    keys = [k for k in zero_shot if k in best and isinstance(zero_shot[k], (int, float))]
+    if not keys:
+        return {}
+    return {"zero_shot": {k: zero_shot[k] for k in keys}, "best_epoch": {k: best[k] for k in keys}}
+
+
 def training_report_data(summary: dict, verdict: Verdict) -> dict[str, Any]:
-    """The JSON the stage declares as DVC metrics: ``verdict`` (its fields), ``training`` (best metric, epochs,
-    why it stopped) and ``last`` (the last epoch's train and val figures), all free of timings."""
+    """The JSON the stage declares as DVC metrics: ``verdict`` (its fields), ``training`` (best metric, epochs run
+    and their cap, why it stopped and which rule stopped it), ``val`` (the validation figures before training
+    and at the best epoch, see :func:`before_and_after`) and ``last`` (the last epoch's train and val figures),
+    all free of timings."""
     last = summary.get("last_record") or {}
     return {
         "verdict": verdict.to_dict(),
@@ -72,8 +86,11 @@ def training_report_data(summary: dict, verdict: Verdict) -> dict[str, Any]:
             "best_metric": summary.get("best_metric"),
             "best_epoch": summary.get("best_epoch"),
             "epochs_run": summary.get("epochs_run"),
+            "epochs_cap": summary.get("epochs_cap"),
             "stopped_reason": summary.get("stopped_reason"),
+            "stopped_by": summary.get("stopped_by"),
         },
+        "val": before_and_after(summary),
         "last": {k: v for k, v in last.items() if k.split("/")[-1] not in TIMING_KEYS},
     }
 
@@ -84,7 +101,8 @@ def format_training_report(summary: dict, history: Sequence[dict], verdict: Verd
     data = {**training_report_data(summary, verdict)["training"], **training_timing_data(summary)}
     key = data["main_indicator"]
     lines = [f"# {title}", ""]
-    lines += [f"**Verdict:** {verdict.reason}.", "",
+    lines += [f"**Stopped:** {data['stopped_reason'] or 'not finished'}.", "",
+              f"**Verdict:** {verdict.reason}.", "",
               f"**Recommendation:** {verdict.recommendation}.", ""]
     timing = f"{_seconds(data['wall_time_s'])} s in all"
     if data["time_per_epoch_s"] is not None:
@@ -96,12 +114,25 @@ def format_training_report(summary: dict, history: Sequence[dict], verdict: Verd
         "| | |",
         "|---|---|",
         f"| best {key or 'metric'} | {_fmt(data['best_metric'])} at epoch {_fmt(data['best_epoch'])} |",
-        f"| epochs run | {_fmt(data['epochs_run'])} ({data['stopped_reason'] or 'not finished'}) |",
+        f"| epochs run | {_fmt(data['epochs_run'])}"
+        + (f" of at most {data['epochs_cap']}" if data["epochs_cap"] else "") + " |",
         f"| time | {timing} |",
         f"| speed | {_fmt(data['samples_per_s'], 3)} samples/s, "
         f"{_fmt(None if share is None else 100 * share, 2)}% of it waiting for data |",
         "",
     ]
+    val = before_and_after(summary)
+    if val:
+        keys = list(val["zero_shot"])
+        lines += ["## Validation before and after training", "", "| | " + " | ".join(keys) + " |",
+                  "|---|" + "---|" * len(keys),
+                  "| before training (zero-shot) | " + " | ".join(_fmt(val["zero_shot"][k]) for k in keys) + " |",
+                  f"| best epoch ({_fmt(data['best_epoch'])}) | "
+                  + " | ".join(_fmt(val["best_epoch"][k]) for k in keys) + " |", ""]
+        if "acc_normalised" in keys:
+            lines += ["acc_normalised compares case-insensitively and leaves out the characters no train or val "
+                      "label uses, so the gap between acc and acc_normalised before training is what only the "
+                      "labels' conventions cost the shipped model.", ""]
     evals = [r for r in history if any(str(k).startswith("val/") for k in r)] or list(history)
     if evals:
         metric_key = f"val/{key}" if key else None

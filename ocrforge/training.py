@@ -17,7 +17,7 @@ import paddle
 
 from ocrforge.config import dump_config, resolve_dict_paths, with_dict_path
 from ocrforge.data.loader import build_dataloader
-from ocrforge.data.label_check import check_rec_labels
+from ocrforge.data.label_check import check_rec_labels, label_alphabet
 from ocrforge.device import paddle_flags, set_device
 from ocrforge.engine.checkpoint import recover_checkpoints
 from ocrforge.engine.seeding import seed_everything
@@ -68,6 +68,19 @@ def _rec_val_loss():
         return float(ctc_loss_from_probs(probs, batch[1], batch[3]))
 
     return val_loss
+
+
+def _normalised_acc(config: dict, logger: logging.Logger) -> dict:
+    """RecMetric's ``label_alphabet`` (the characters of the train and val labels), so that it also reports
+    ``acc_normalised``: the zero-shot and trained figures then show what is only the labels' convention."""
+    if config["Architecture"]["model_type"] != "rec" or config["Metric"].get("name") != "RecMetric":
+        return {}
+    files = [f for mode in ("Train", "Eval") for f in (config.get(mode) or {}).get("dataset", {}).get(
+        "label_file_list", [])]
+    alphabet = label_alphabet(files)
+    logger.info("val acc_normalised: case-insensitive, and characters no train or val label uses left out (the "
+                "labels use %d: %s)", len(alphabet), alphabet if len(alphabet) <= 80 else alphabet[:80] + "...")
+    return {"label_alphabet": alphabet}
 
 
 def data_fingerprint(config: dict) -> str:
@@ -122,7 +135,7 @@ def _train_on(config: dict, device: str, on_eval, logger: logging.Logger) -> dic
         logger.info("batch norms use their running statistics (%d layers)", freeze_batch_norm(model))
     loss = LOSSES.build(config["Loss"])
     post_process = POSTPROCESS.build(config["PostProcess"])
-    metric = METRICS.build(config["Metric"])
+    metric = METRICS.build(config["Metric"], **_normalised_acc(config, logger))
     train_loader = build_dataloader(config, "Train", glob, seed)
     eval_loader = build_dataloader(config, "Eval", glob, seed) if "Eval" in config else None
     logger.info("%s training on %s: %d train samples, %s eval samples", model_type, device,
@@ -216,6 +229,8 @@ def _common_overrides(p: dict) -> dict:
         "Global.freeze_bn": bool(p.get("freeze_bn", False)),
         "Global.eval_batch_epoch": int(p.get("eval_every", 1)),
         "Global.early_stopping_patience": int(p.get("early_stopping_patience", 0)),
+        "Global.early_stopping_min_delta": float(p.get("early_stopping_min_delta", 0.0)),
+        "Global.max_minutes": float(p.get("max_minutes") or 0),
         "Global.save_every_steps": int(p.get("save_every_steps", 0)),
         "Optimizer.lr.learning_rate": float(p["lr"]),
         "Optimizer.lr.warmup_epoch": float(p.get("warmup_epoch", 0)),
@@ -357,7 +372,7 @@ def run_training_stage(config: dict, analysis_params: dict | None, report_dir: P
     import json
 
     from ocrforge.analysis import TrainingMonitor, history_from_checkpoint
-    from ocrforge.report import write_training_report
+    from ocrforge.report import before_and_after, write_training_report
 
     monitor = TrainingMonitor.from_params(analysis_params, logger=logger)
     summary = train(config, on_eval=[monitor], logger=logger)
@@ -368,7 +383,13 @@ def run_training_stage(config: dict, analysis_params: dict | None, report_dir: P
     history = history_from_checkpoint(config["Global"]["save_model_dir"])
     verdict = monitor.finish(history)
     write_training_report(summary, history, verdict, report_dir / "report.md", report_dir / "report.json")
+    logger.info("training ended after %s of at most %s epochs: %s", summary["epochs_run"], summary["epochs_cap"],
+                summary["stopped_reason"])
     logger.info("verdict: %s. %s", verdict.reason, verdict.recommendation)
+    val = before_and_after(summary)
+    if val:
+        logger.info("val before training -> at the best epoch: %s", ", ".join(
+            f"{k} {val['zero_shot'][k]:.4f} -> {val['best_epoch'][k]:.4f}" for k in val["zero_shot"]))
     logger.info("best %s %.4f at epoch %s; %.0f s", summary["main_indicator"], summary["best_metric"] or 0,
                 summary["best_epoch"], summary["wall_time_s"])
     return summary

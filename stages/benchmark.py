@@ -9,8 +9,11 @@ the same way, outside the pipeline:
         --out reports/benchmark_sroie100
 """
 
+import sys
 from pathlib import Path
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this project's ocrforge, whichever Python runs it
+import ocrforge.environment  # noqa: E402,F401  (one line saying what to run when this Python lacks the stack)
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from ocrforge.benchmark import ENGINES, BenchmarkSettings, load_folder_data, load_split_data, run_benchmark, write_reports
 from ocrforge.log import get_logger

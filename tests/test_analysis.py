@@ -73,11 +73,11 @@ def test_clean_convergence_is_flagged_window_evaluations_after_the_last_real_gai
 
 
 def test_convergence_counts_epochs_not_evaluations_when_evaluating_every_other_epoch():
-    # The loss falls 3% per evaluation: 3%/epoch when evaluated every epoch (over rel_loss_tol=2%),
-    # 1.5%/epoch when the evaluations are 2 epochs apart (under it).
+    # The loss falls 3% per evaluation: 3%/epoch when evaluated every epoch (over rel_loss_tol=2%: not
+    # converged, and the flat metric makes it stalled), 1.5%/epoch when the evaluations are 2 epochs apart.
     loss = [1.0 * 0.97 ** i for i in range(6)]
     flat = [0.9] * 6
-    assert analyse_training(curve(loss, metric=flat)).status == "improving"
+    assert analyse_training(curve(loss, metric=flat)).status == "stalled"
     assert analyse_training(curve(loss, metric=flat, epochs=[2, 4, 6, 8, 10, 12])).status == "converged"
 
 
@@ -110,7 +110,7 @@ def test_a_fall_within_the_runs_own_noise_is_not_overfitting_and_a_larger_one_is
     loss = [25.1, 23.3, 21.6, 20.1, 18.1, 16.4, 15.0, 14.5, 14.0]
     hmean = [0.0, 0.0, 0.0, 0.2475, 0.4038, 0.25, 0.6286, 0.5283, 0.45]
     within = analyse_training(curve(loss[:8], metric=hmean[:8], metric_key="val/hmean"))
-    assert within.status == "improving"  # fell 0.100 after the best; it had fallen 0.154 on the way up
+    assert within.status == "stalled"  # fell 0.100 after the best; it had fallen 0.154 on the way up
     beyond = analyse_training(curve(loss, metric=hmean, metric_key="val/hmean"))
     assert (beyond.status, beyond.best_epoch, beyond.began_epoch) == ("overfitting", 7, 9)
     assert "more than its largest setback on the way to the best (0.154)" in beyond.reason
@@ -206,8 +206,8 @@ def test_tiny_training_early_stopping_and_the_verdict_agree_on_the_best_epoch(tm
     summary = make_trainer(tmp_path / "monitor", epoch_num=8, on_eval=[stopper],
                            metric=ScriptedMetric([0.5, 0.7, 0.8, 0.7, 0.6, 0.5])).fit()
     assert summary["epochs_run"] == 4 and summary["best_epoch"] == 3
-    assert summary["stopped_reason"].startswith(
-        "stopped by TrainingMonitor after epoch 4: overfitting since epoch 4: val/acc fell from 0.8 (epoch 3) to 0.7")
+    assert summary["stopped_by"] == "training_monitor"
+    assert summary["stopped_reason"].startswith("overfitting since epoch 4: val/acc fell from 0.8 (epoch 3) to 0.7")
 
 
 def test_tiny_training_stops_when_the_real_validation_loss_turns_against_the_training_loss(tmp_path):
@@ -227,7 +227,8 @@ def test_tiny_training_stops_when_the_real_validation_loss_turns_against_the_tra
     assert stop < 8
     assert h[stop - 1]["val/loss"] > 1.1 * min(r["val/loss"] for r in h[: stop - 1])
     assert h[stop - 1]["train/loss"] < h[monitor.verdict.best_epoch - 1]["train/loss"]
-    assert summary["stopped_reason"].startswith(f"stopped by TrainingMonitor after epoch {stop}: overfitting")
+    assert summary["stopped_reason"].startswith(f"overfitting since epoch {stop}: val/loss rose from")
+    assert summary["stopped_by"] == "training_monitor"
     assert monitor.verdict.best_by == "val/loss"
 
 
@@ -238,6 +239,33 @@ def test_saturated_metric_does_not_ask_for_more_epochs():
         {"epoch": 2, "train/loss": 3.6, "val/loss": 0.02, "val/acc": 1.0},
     ]
     verdict = analyse_training(history)
-    assert verdict.status == "improving"
+    assert verdict.status == "stalled"
     assert "reached 1 at epoch 1, its ceiling" in verdict.recommendation
     assert "train longer" not in verdict.recommendation
+
+
+def test_a_val_metric_that_fell_is_stalled_not_still_improving():
+    """The user's detector: val hmean 0.9153 then 0.9143 under a falling train loss was called "still improving
+    ... train longer"."""
+    v = analyse_training(curve([1.942, 1.255], metric=[0.9153, 0.9143], metric_key="val/hmean"))
+    assert (v.status, v.epoch, v.began_epoch, v.best_epoch, v.best_value) == ("stalled", 2, 2, 1, 0.9153)
+    assert v.reason == ("stalled: val/hmean fell to 0.9143 at epoch 2 from its best 0.9153 (epoch 1), a fall within "
+                        "tolerance, not yet overfitting")
+    assert v.recommendation.startswith("more epochs at this learning rate are unlikely to raise val/hmean: keep "
+                                       "best_accuracy (epoch 1)")
+    assert "train longer" not in v.recommendation and "raise the epochs" not in v.recommendation
+    # the same end after a real climb: the climb is over, the last value fell
+    longer = analyse_training(curve([3.0, 2.4, 1.942, 1.255], metric=[0.85, 0.90, 0.9153, 0.9143],
+                                    metric_key="val/hmean"))
+    assert (longer.status, longer.best_epoch) == ("stalled", 3)
+    assert longer.reason.endswith("not yet overfitting, while the train loss fell 19%/epoch")
+
+
+def test_improving_needs_the_latest_evaluation_to_be_a_gain_over_the_window():
+    rising = curve([2.0, 1.5, 1.2], metric=[0.80, 0.85, 0.9153], metric_key="val/hmean")
+    assert analyse_training(rising).status == "improving"
+    creeping = curve([2.0, 1.5, 1.2, 1.0, 0.8], metric=[0.80, 0.9, 0.901, 0.902, 0.903], metric_key="val/hmean")
+    v = analyse_training(creeping)  # a new best at every evaluation, but +0.003 over the last 3
+    assert (v.status, v.began_epoch) == ("stalled", 3)  # no gain over 0.005 after epoch 2
+    assert v.reason == ("stalled: over the last 3 evaluation(s) the best val/hmean gained +0.003, less than 0.005, "
+                        "while the train loss fell 16%/epoch")

@@ -43,6 +43,11 @@ def test_the_repositorys_params_pass_and_every_section_has_a_schema(params):
     ("train_rec", {"analysis": {"windw": 3}}, "train_rec.analysis.windw is not a key any stage reads; did you mean "
                                               "'window'?"),
     ("train_det", {"overrides": ["Global.seed"]}, "train_det.overrides must be a mapping of dotted config keys"),
+    ("train_rec", {"max_minutes": -5}, "train_rec.max_minutes must be a number >= 0 (or empty); got -5"),
+    ("distill_det", {"early_stopping_min_delta": -0.1},
+     "distill_det.early_stopping_min_delta must be a number >= 0; got -0.1"),
+    ("train_det", {"early_stoping_patience": 3},
+     "train_det.early_stoping_patience is not a key any stage reads; did you mean 'early_stopping_patience'?"),
 ])
 def test_an_unknown_key_or_invalid_value_is_named(params, name, change, message):
     bad = copy.deepcopy(params)
@@ -71,6 +76,15 @@ def test_yaml_strings_that_are_numbers_still_pass(params):
     good = copy.deepcopy(params["train_rec"])
     good["lr"] = "1e-3"  # YAML 1.1 reads this as a string
     validate_section("train_rec", good)
+
+
+def test_the_stopping_params_reach_the_engine(repo_root, params):
+    config = rec_config(repo_root, params, epochs=30, early_stopping_patience=4, early_stopping_min_delta=0.002,
+                        max_minutes=45)
+    g = config["Global"]
+    assert (g["epoch_num"], g["early_stopping_patience"], g["early_stopping_min_delta"], g["max_minutes"]) == \
+        (30, 4, 0.002, 45.0)
+    assert rec_config(repo_root, params, max_minutes=None)["Global"]["max_minutes"] == 0.0  # empty: no cap
 
 
 def rec_config(repo_root, params, **change):

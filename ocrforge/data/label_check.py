@@ -68,6 +68,11 @@ def read_label_file(path: str | Path, delimiter: str = "\t", json_labels: bool =
     return lines
 
 
+def label_alphabet(label_files: Sequence[str | Path]) -> str:
+    """Every character the labels of ``label_files`` (recognition label files) use, sorted, once each."""
+    return "".join(sorted({c for path in label_files for line in read_label_file(path) for c in line.label}))
+
+
 @dataclass
 class RecLabelReport:
     """Counts of problem labels, with the first ``MAX_LOCATIONS`` ``file:line`` locations of each."""

@@ -192,7 +192,8 @@ def _image_path(root: Path, key: str) -> Path:
     return path
 
 
-def _polygon_area(points: np.ndarray) -> float:
+def polygon_area(points: np.ndarray) -> float:
+    """The area of a polygon ``(P, 2)`` in square pixels (shoelace formula)."""
     x, y = points[:, 0], points[:, 1]
     return 0.5 * float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
@@ -234,7 +235,7 @@ def _parse_box(box: object, index: int, width: int, height: int) -> tuple[TextLi
         )
     points[:, 0] = points[:, 0].clip(0, width - 1)
     points[:, 1] = points[:, 1].clip(0, height - 1)
-    if _polygon_area(points) < 1.0:
+    if polygon_area(points) < 1.0:
         return None, f"{where} ({text!r}) has zero area; redraw it around the text"
     difficult = bool(box.get("difficult", False))
     pts = tuple((float(x), float(y)) for x, y in points)

@@ -26,10 +26,17 @@ import cv2
 import numpy as np
 
 from ocrforge.data.crop import crop_text_line, order_quad
-from ocrforge.data.ppocrlabel import LabeledImage, LabelSet, read_image
+from ocrforge.data.ppocrlabel import LabeledImage, LabelSet, polygon_area, read_image
 
 SPLITS = ("train", "val", "test")
 MARKER = ".ocrforge-split"
+
+# A folder of single-line crops (plates, text lines): this share of its images hold exactly one box that covers
+# this share of the image.
+CROP_IMAGE_SHARE = 0.9
+CROP_BOX_COVER = 0.9
+SINGLE_LINE_CROPS = "single_line_crops"
+SCENES = "scenes"
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,31 @@ def flat_name(key: str, taken: set[str]) -> str:
         name = f"{stem}_{digest}.{ext}" if dot else f"{name}_{digest}"
     taken.add(name)
     return name
+
+
+def box_cover(image: LabeledImage, line) -> float:
+    """The share of ``image`` that ``line``'s box covers (1.0: corner to corner, pixel centres 0 to size - 1)."""
+    extent = max(image.width - 1, 1) * max(image.height - 1, 1)
+    return polygon_area(np.asarray(line.points, dtype=np.float64)) / extent
+
+
+def dataset_layout(images: list[LabeledImage]) -> dict:
+    """``single_line_crops`` when at least 90% of the images hold exactly one box covering at least 90% of the
+    image (a folder of plate or text-line crops), else ``scenes``; with the counts and, for crops, a warning.
+
+    On such crops the detector learns to outline the whole image: its hmean, and the end-to-end figures built
+    on its boxes, measure that convention, not reading; the recogniser's accuracy is the figure to read.
+    """
+    whole = sum(len(im.lines) == 1 and box_cover(im, im.lines[0]) >= CROP_BOX_COVER for im in images)
+    crops = bool(images) and whole >= CROP_IMAGE_SHARE * len(images)
+    warning = None
+    if crops:
+        warning = (f"{whole} of {len(images)} images hold a single box covering at least {CROP_BOX_COVER:.0%} of "
+                   f"the image: a folder of single-line crops. Detection and end-to-end figures on it (train_det, "
+                   f"distill_det, eval's det and e2e) measure how the boxes were drawn, not reading: read the "
+                   f"recogniser's accuracy (train_rec val acc, eval rec acc)")
+    return {"layout": SINGLE_LINE_CROPS if crops else SCENES, "images": len(images), "single_box_images": whole,
+            "warning": warning}
 
 
 def dictionary_report(texts: list[tuple[str, str]], chars: list[str], max_text_length: int) -> dict:
@@ -194,6 +226,7 @@ def split_dataset(
             "rec_crops": len(rec_rows),
         }
     summary["input"] = label_set.summary()
+    summary["layout"] = dataset_layout(label_set.images)
     summary["unchecked_examples"] = label_set.unchecked[:5]
     summary["problems"] = [str(p) for p in label_set.problems]
     if chars is not None:
@@ -210,6 +243,10 @@ def format_summary(summary: dict) -> str:
             f"  {name:5s} {c['images']:5d} images {c['det_boxes']:6d} boxes {c['rec_crops']:6d} crops "
             f"({c['ignore_boxes']} ignore boxes)"
         )
+    layout = summary.get("layout")
+    if layout:
+        lines.append(f"  layout: {layout['layout']} ({layout['single_box_images']} of {layout['images']} images "
+                     f"hold a single box covering at least {CROP_BOX_COVER:.0%} of the image)")
     inp = summary["input"]
     if inp["unchecked_images"] or inp["skipped_images"]:
         lines.append(

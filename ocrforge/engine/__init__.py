@@ -1,9 +1,10 @@
-"""The training engine: optimizers and schedules, the trainer, checkpoints and seeding.
+"""The training engine: optimizers and schedules, the trainer, its stopping rules, checkpoints and seeding.
 
 Importing this package registers the optimizers (``OPTIMIZERS``) and schedules (``SCHEDULERS``).
 """
 
 from ocrforge.engine import optim  # noqa: F401  (registers optimizers and schedules)
+from ocrforge.engine.callbacks import EarlyStopping, WallTimeLimit
 from ocrforge.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ocrforge.engine.optim import build_lr_scheduler, build_optimizer
 from ocrforge.engine.seeding import (
@@ -18,10 +19,12 @@ from ocrforge.engine.trainer import NonFiniteLossError, Trainer, TrainState
 
 __all__ = [
     "CheckpointError",
+    "EarlyStopping",
     "NonFiniteLossError",
     "SeededBatchSampler",
     "TrainState",
     "Trainer",
+    "WallTimeLimit",
     "build_lr_scheduler",
     "build_optimizer",
     "get_rng_state",

@@ -23,7 +23,7 @@ Keys read from ``Global`` (PaddleOCR's where PaddleOCR has one):
 ==========================  =========  =======================================================================
 key                         default    meaning
 ==========================  =========  =======================================================================
-epoch_num                   required   epochs to train
+epoch_num                   required   epochs to train at most (a cap: the stopping rules may end sooner)
 save_model_dir              required   checkpoints ``latest`` / ``best_accuracy`` and ``train_summary.json``
 seed                        1024       seed of the generators (the data order's seed is the loader's)
 eval_batch_epoch            1          evaluate every N epochs (and after the last); 0: never
@@ -32,6 +32,8 @@ resume                      true       continue from ``<save_model_dir>/latest``
 checkpoints                 none       explicit checkpoint prefix to resume from (``out/latest``)
 early_stopping_patience     0          stop after N evaluations without improvement; 0: off
 early_stopping_min_delta    0.0        an improvement must exceed this
+early_stopping_ceiling      1.0        with patience on, stop once the main metric reaches this; null: never
+max_minutes                 0          stop between two steps once the run has taken this long; 0: no cap
 cal_metric_during_train     false      post-process training outputs and report a train metric
 use_amp                     false      mixed precision (GPU only; ignored with a warning on CPU)
 amp_level / scale_loss      O1 / 1.0   ``paddle.amp.auto_cast`` level; initial loss scale
@@ -50,7 +52,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -60,6 +62,7 @@ import paddle
 import paddle.distributed as dist
 
 from ocrforge.config import config_hash
+from ocrforge.engine.callbacks import EarlyStopping, WallTimeLimit
 from ocrforge.engine.checkpoint import (
     checkpoint_exists,
     checkpoint_paths,
@@ -75,7 +78,8 @@ logger = logging.getLogger("ocrforge.engine")
 
 # The Global keys of the table above: a config may set them even where its YAML file does not list them.
 GLOBAL_KEYS = ("epoch_num", "save_model_dir", "seed", "eval_batch_epoch", "save_every_steps", "resume", "checkpoints",
-               "early_stopping_patience", "early_stopping_min_delta", "cal_metric_during_train", "use_amp",
+               "early_stopping_patience", "early_stopping_min_delta", "early_stopping_ceiling", "max_minutes",
+               "cal_metric_during_train", "use_amp",
                "amp_level", "scale_loss", "use_dynamic_loss_scaling", "amp_custom_black_list", "use_dvclive",
                "dvclive_dir", "dvclive_dvcyaml", "progress_bar")
 
@@ -96,7 +100,6 @@ class TrainState:
     global_step: int = 0
     best_metric: float | None = None
     best_epoch: int | None = None  # 1-based, as logged
-    evals_without_improvement: int = 0
     history: list = field(default_factory=list)  # one record per finished epoch
     epoch_sums: dict = field(default_factory=dict)  # running sums of loss parts in the current epoch
     epoch_samples: int = 0
@@ -106,7 +109,8 @@ class TrainState:
     total_wait_s: float = 0.0
     total_busy_s: float = 0.0
     elapsed_s: float = 0.0  # wall time of the run up to this checkpoint, over every process that trained it
-    stopped_reason: str | None = None
+    stopped_reason: str | None = None  # why a stopping rule ended the run (None: running, or the epoch cap)
+    stopped_by: str | None = None  # the ``name`` of the callback that stopped it
 
 
 def _to_numpy(x: Any) -> Any:
@@ -156,8 +160,11 @@ class Trainer:
     ``optimizer``/``lr_scheduler`` default to ``build_optimizer(config["Optimizer"], epoch_num,
     len(train_loader), model.parameters())``. ``val_loss(preds, batch) -> number | dict`` adds a validation
     loss computed on evaluation outputs. ``on_eval`` callbacks get ``(epoch, history)`` after each
-    evaluation (``epoch`` 1-based, ``history`` the per-epoch records) and may return a string to stop
-    training with that reason. ``on_step`` callbacks get ``(trainer, logs)`` after each optimizer step.
+    evaluation (``epoch`` 1-based, ``history`` the per-epoch records) and ``on_step`` callbacks get
+    ``(trainer, logs)`` after each optimizer step; either may return a string to stop training with that
+    reason (see :mod:`ocrforge.engine.callbacks`). A stop between steps ends the epoch there: it is
+    recorded and evaluated as the last one. ``early_stopping_patience`` and ``max_minutes`` add the
+    callbacks of that module ahead of the given ones.
     """
 
     def __init__(self, config: dict, model: paddle.nn.Layer, loss: Callable, train_loader: Any, *,
@@ -180,8 +187,6 @@ class Trainer:
         self.seed = int(g.get("seed", 1024))
         self.eval_every = int(g.get("eval_batch_epoch", 1) or 0)
         self.save_every_steps = int(g.get("save_every_steps", 0) or 0)
-        self.patience = int(g.get("early_stopping_patience", 0) or 0)
-        self.min_delta = float(g.get("early_stopping_min_delta", 0.0) or 0.0)
         self.cal_train_metric = bool(g.get("cal_metric_during_train", False))
         self.progress = bool(g.get("progress_bar", True))
 
@@ -201,8 +206,8 @@ class Trainer:
         self.post_process = post_process
         self.metric = metric
         self.val_loss = val_loss
-        self.on_eval = list(on_eval)
-        self.on_step = list(on_step)
+        self.on_eval = self._stopping_rules_on_eval() + list(on_eval)
+        self.on_step = self._stopping_rules_on_step() + list(on_step)
 
         if optimizer is None:
             steps = self._steps_per_epoch(train_loader)
@@ -235,6 +240,33 @@ class Trainer:
         self.live = None
         self.resumed_from: str | None = None
         self._warned = set()
+
+    # ------------------------------------------------------------------ stopping rules
+    def _stopping_rules_on_eval(self) -> list[Callable]:
+        patience = int(self.g.get("early_stopping_patience", 0) or 0)
+        if not patience:
+            return []
+        key = self._main_indicator()
+        if key is None:
+            logger.warning("Global.early_stopping_patience=%d is ignored: the metric has no main_indicator to "
+                           "watch", patience)
+            return []
+        ceiling = self.g.get("early_stopping_ceiling", 1.0)
+        return [EarlyStopping(key, patience, float(self.g.get("early_stopping_min_delta", 0.0) or 0.0),
+                              None if ceiling is None else float(ceiling))]
+
+    def _stopping_rules_on_step(self) -> list[Callable]:
+        minutes = float(self.g.get("max_minutes", 0) or 0)
+        return [WallTimeLimit(minutes)] if minutes > 0 else []
+
+    def _ask(self, callbacks: list[Callable], *args: Any) -> tuple[str, str] | None:
+        """Call every callback (each sees every event); the first stop answer as (reason, callback name)."""
+        stop = None
+        for cb in callbacks:
+            answer = cb(*args)
+            if isinstance(answer, str) and answer and stop is None:
+                stop = (answer, getattr(cb, "name", None) or getattr(cb, "__name__", None) or type(cb).__name__)
+        return stop
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -301,7 +333,7 @@ class Trainer:
         return _json_plain(self.metric.accumulated())
 
     def _states_record(self) -> dict:
-        self.state.elapsed_s = self._elapsed()
+        self.state.elapsed_s = self.elapsed_s()
         record = {"state": asdict(self.state), "rng": self._gather(get_rng_state()),
                   "train_metric": self._gather(self._train_metric_state()),
                   "rank_epoch_sums": self._gather(dict(self.state.epoch_sums)),
@@ -310,7 +342,7 @@ class Trainer:
             record["grad_scaler"] = _json_plain(self.scaler.state_dict())
         return record
 
-    def _elapsed(self) -> float:
+    def elapsed_s(self) -> float:
         """Wall time of the whole run: the processes before the last resume plus this one (seconds)."""
         start = getattr(self, "_start", None)
         return self._elapsed_before + (time.perf_counter() - start if start is not None else 0.0)
@@ -336,7 +368,8 @@ class Trainer:
         else:
             return False
         record = load_checkpoint(directory, name, self.model, self.optimizer)
-        self.state = TrainState(**record["state"])
+        known = {f.name for f in fields(TrainState)}  # an older checkpoint may hold fields since dropped
+        self.state = TrainState(**{k: v for k, v in record["state"].items() if k in known})
         self._elapsed_before = float(self.state.elapsed_s)
         rngs = record.get("rng")
         if isinstance(rngs, list) and rngs:
@@ -416,7 +449,9 @@ class Trainer:
             self.metric(self.post_process(self._last_preds, batch_np[1]), batch_np)
         return parts
 
-    def _train_epoch(self, epoch: int) -> None:
+    def _train_epoch(self, epoch: int) -> tuple[str, str] | None:
+        """Train on the rest of epoch ``epoch``; returns (reason, callback name) when an ``on_step`` callback
+        stopped it between two steps, else None."""
         st = self.state
         batches, total = self._epoch_batches(epoch, st.step_in_epoch)
         if st.step_in_epoch == 0 and self.cal_train_metric and self.metric is not None:
@@ -462,11 +497,15 @@ class Trainer:
                     bar.set_postfix(loss=f"{parts['loss']:.4g}", lr=f"{logs['lr']:.3g}",
                                     samples_s=f"{st.epoch_samples / busy:.1f}" if busy else "-", refresh=False)
                     bar.update(1)
-                for cb in self.on_step:
-                    cb(self, logs)
+                stop = self._ask(self.on_step, self, logs)
+                if self.world_size > 1 and self.on_step:
+                    stop = self._gather(stop)[0]  # every rank stops at rank 0's step, whatever its own clock says
+                if stop:
+                    return stop
         finally:
             if bar is not None:
                 bar.close()
+        return None
 
     # ------------------------------------------------------------------ evaluation
     def _gather_metric(self) -> None:
@@ -539,32 +578,20 @@ class Trainer:
     def _main_indicator(self) -> str | None:
         return getattr(self.metric, "main_indicator", None) if self.metric is not None else None
 
-    def _after_eval(self, epoch: int, record: dict) -> tuple[str | None, bool]:
-        """Update the best metric and early stopping; returns (a reason to stop or None, is it the best)."""
+    def _after_eval(self, epoch: int, record: dict) -> tuple[tuple[str, str] | None, bool]:
+        """Update the best metric and ask the ``on_eval`` callbacks; returns (a stop as (reason, callback
+        name) or None, is this evaluation the best so far)."""
         st = self.state
         key = self._main_indicator()
-        reason = None
-        is_best = False
         value = record.get(f"val/{key}") if key else None
-        if value is not None:
-            if st.best_metric is None or value > st.best_metric + self.min_delta:
-                st.best_metric, st.best_epoch = float(value), epoch + 1
-                st.evals_without_improvement = 0
-                is_best = True
-            else:
-                st.evals_without_improvement += 1
-                if self.patience and st.evals_without_improvement >= self.patience:
-                    reason = (f"early stopping after epoch {epoch + 1}: {key} has not improved on "
-                              f"{st.best_metric:.6g} (epoch {st.best_epoch}) for {st.evals_without_improvement} "
-                              f"evaluations (early_stopping_patience={self.patience})")
-        for cb in self.on_eval:
-            answer = cb(epoch + 1, st.history + [record])
-            if isinstance(answer, str) and answer and reason is None:
-                reason = f"stopped by {getattr(cb, '__name__', type(cb).__name__)} after epoch {epoch + 1}: {answer}"
-        return reason, is_best
+        is_best = value is not None and (st.best_metric is None or value > st.best_metric)
+        if is_best:
+            st.best_metric, st.best_epoch = float(value), epoch + 1
+        return self._ask(self.on_eval, epoch + 1, st.history + [record]), is_best
 
     def fit(self) -> dict[str, Any]:
-        """Train to ``Global.epoch_num`` (resuming from ``latest`` when there is one); returns the summary."""
+        """Train up to ``Global.epoch_num`` epochs, or until a callback stops it (resuming from ``latest`` when
+        there is one); returns the summary."""
         self._start = time.perf_counter()
         if self.is_main:
             recover_checkpoints(self.output_dir)
@@ -580,7 +607,7 @@ class Trainer:
         try:
             while st.epoch < self.epoch_num and st.stopped_reason is None:
                 epoch = st.epoch
-                self._train_epoch(epoch)
+                stop = self._train_epoch(epoch)
                 busy = st.epoch_wait_s + st.epoch_busy_s
                 steps = max(st.step_in_epoch, 1)
                 record: dict[str, Any] = {"epoch": epoch + 1}
@@ -592,21 +619,21 @@ class Trainer:
                     self._gather_metric()
                     record.update({f"train/{k}": float(v) for k, v in self.metric.get_metric().items()
                                    if np.isscalar(v) or np.ndim(v) == 0})
-                last = epoch + 1 == self.epoch_num
-                reason, is_best = None, False
+                last = epoch + 1 == self.epoch_num or stop is not None
+                is_best = False
                 if self.eval_loader is not None and self.eval_every and ((epoch + 1) % self.eval_every == 0 or last):
                     record.update({f"val/{k}": v for k, v in self.evaluate().items()})
-                    reason, is_best = self._after_eval(epoch, record)
-                    reason = self._gather(reason)[0]  # every rank stops with rank 0, whatever its own callbacks said
+                    eval_stop, is_best = self._after_eval(epoch, record)
+                    eval_stop = self._gather(eval_stop)[0]  # every rank stops with rank 0, whatever its own said
+                    stop = stop or eval_stop
                 st.total_samples += st.epoch_samples
                 st.total_wait_s += st.epoch_wait_s
                 st.total_busy_s += st.epoch_busy_s
                 st.history.append(record)
                 st.epoch, st.step_in_epoch = epoch + 1, 0
                 st.epoch_sums, st.epoch_samples, st.epoch_wait_s, st.epoch_busy_s = {}, 0, 0.0, 0.0
-                if reason:
-                    st.stopped_reason = reason
-                    logger.warning(reason)
+                if stop:
+                    st.stopped_reason, st.stopped_by = stop
                 self._log_epoch(record)
                 if is_best:
                     self.save(BEST)
@@ -615,7 +642,9 @@ class Trainer:
                     logger.info("epoch %d/%d: %s", epoch + 1, self.epoch_num,
                                 ", ".join(f"{k}={v:.4g}" for k, v in record.items()
                                           if k != "epoch" and isinstance(v, float)))
-            summary = self.summary(self._elapsed())
+                    if stop:
+                        logger.info("training stops after epoch %d: %s", epoch + 1, st.stopped_reason)
+            summary = self.summary(self.elapsed_s())
             if self.live is not None:
                 for k in ("best_metric", "best_epoch", "samples_per_s", "data_wait_share", "wall_time_s"):
                     if summary[k] is not None:
@@ -641,9 +670,13 @@ class Trainer:
             "wall_time_s": wall_time_s,
             "samples_per_s": st.total_samples / busy if busy else 0.0,
             "data_wait_share": st.total_wait_s / busy if busy else 0.0,
-            "stopped_reason": st.stopped_reason or ("completed" if st.epoch >= self.epoch_num else None),
+            "epochs_cap": self.epoch_num,
+            "stopped_reason": st.stopped_reason or (f"epoch cap reached (epochs={self.epoch_num})"
+                                                    if st.epoch >= self.epoch_num else None),
+            "stopped_by": st.stopped_by or ("epoch_cap" if st.epoch >= self.epoch_num else None),
             "resumed_from": self.resumed_from,
             "last_record": st.history[-1] if st.history else None,
+            "best_record": next((r for r in st.history if r.get("epoch") == st.best_epoch), None),
         }
         if self.is_main:
             import json

@@ -34,17 +34,15 @@ def build_pretrained_model(config: dict, logger: logging.Logger = log) -> paddle
         chars = load_dictionary(config["Global"]["character_dict_path"], bool(config["Global"].get("use_space_char")))
         if source == "shipped":
             model, report = build_rec_model_from_shipped(config, logger=logger)
-            logger.info("rec: loaded %d tensors from the shipped PP-OCRv4 recogniser; %d start fresh",
-                        len(report.loaded), len(report.missing))
+            logger.info("rec, shipped PP-OCRv4 recogniser: %s", report)
             return model
         model = build_model(rec_architecture(config, chars))
     else:
         model = build_model(arch)
         if source == "shipped":
             report = load_shipped_det(model, logger=logger)
-            logger.info("det: loaded %d tensors from the shipped %s detector; %d start fresh: %s", len(report.loaded),
-                        "PP-OCRv3" if report.source.endswith(".pdparams") else "PP-OCRv4", len(report.missing),
-                        ", ".join(report.missing))
+            logger.info("det, shipped %s detector: %s", "PP-OCRv3" if report.source.endswith(".pdparams")
+                        else "PP-OCRv4", report)
             return model
     if source:
         path = Path(source)
@@ -55,5 +53,5 @@ def build_pretrained_model(config: dict, logger: logging.Logger = log) -> paddle
                 f"Global.pretrained_model {source} not found; give a .pdparams file, 'shipped', or leave it empty"
             )
         report = load_pdparams(model, path, logger=logger)
-        logger.info("loaded %d tensors from %s; %d start fresh", len(report.loaded), path, len(report.missing))
+        logger.info("%s", report)
     return model

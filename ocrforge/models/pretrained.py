@@ -45,10 +45,28 @@ class LoadReport:
     transformed: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return (
-            f"loaded {len(self.loaded)} tensors from {self.source}; {len(self.missing)} missing in the checkpoint"
-            f" (kept initialised), {len(self.unexpected)} unused, {len(self.transformed)} transformed"
-        )
+        """One line: the counts, and where the missing and unused weights are (the names: at DEBUG level)."""
+        text = f"loaded {len(self.loaded)} tensors from {self.source}"
+        if self.missing:
+            text += (f"; {len(self.missing)} weights of the model are not in it and keep their initial value "
+                     f"({name_groups(self.missing)})")
+        if self.unexpected:
+            text += f"; {len(self.unexpected)} of its weights are not used ({name_groups(self.unexpected)})"
+        if self.transformed:
+            text += f"; {len(self.transformed)} transformed"
+        return text
+
+
+def name_groups(names: list[str], depth: int = 2, shown: int = 4) -> str:
+    """Weight names summarised by their first ``depth`` parts with counts, in first-seen order:
+    ``13 under head.thresh`` or ``1 under head.before_gtc, 82 under head.gtc_head``; past ``shown`` groups,
+    how many more."""
+    counts: dict[str, int] = {}
+    for name in names:
+        group = ".".join(name.split(".")[:depth])
+        counts[group] = counts.get(group, 0) + 1
+    text = ", ".join(f"{n} under {group}" for group, n in list(counts.items())[:shown])
+    return text + (f" and {len(counts) - shown} more groups" if len(counts) > shown else "")
 
 
 # ---------------------------------------------------------------------------- reading inference models
@@ -204,11 +222,11 @@ def _load_state(
         )
     for name, value in to_load.items():
         own[name].set_value(value)
-    for name in report.missing:
-        log.warning("weight %s is not in %s; it keeps its initial value", name, source)
+    # the callers log the one-line summary (str(report)) with their context; the names only at DEBUG level
+    if report.missing:
+        log.debug("weights not in %s, which keep their initial value: %s", source, ", ".join(report.missing))
     if report.unexpected:
-        log.info("%d weights in %s are not used by the model: %s", len(report.unexpected), source, report.unexpected)
-    log.info("%s", report)
+        log.debug("weights in %s not used by the model: %s", source, ", ".join(report.unexpected))
     return report
 
 

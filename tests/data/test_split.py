@@ -122,3 +122,85 @@ def test_real_sroie100_counts(sroie_dir, tmp_path):
     assert sum(summary["splits"][s]["rec_crops"] for s in SPLITS) == 5437
     assert sum(len(read_rows(tmp_path / "rec" / f"{s}.txt")) for s in SPLITS) == 5437
     assert summary["dictionary"]["labels_with_missing_chars"] == 0
+
+
+# ---------------------------------------------------------------- layout: a folder of single-line crops
+
+
+def write_crops_folder(root: Path, sizes: list[tuple[int, int]], scenes: int = 0) -> Path:
+    """A PPOCRLabel folder of text-line crops (grey, dark text drawn on them), each labelled with one box from
+    corner to corner, plus ``scenes`` larger images with two small boxes each."""
+    import cv2
+    import numpy as np
+
+    rows, states = [], []
+    for i, (w, h) in enumerate(sizes):
+        text = f"AB{i:02d}CD"
+        image = np.full((h, w, 3), 215, np.uint8)
+        cv2.putText(image, text, (2, h - 4), cv2.FONT_HERSHEY_SIMPLEX, h / 40, (20, 20, 20), 1)
+        (root / "crops").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "crops" / f"{i:03d}.png"), image)
+        box = {"transcription": text, "points": [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], "difficult": False}
+        rows.append(f"crops/{i:03d}.png\t{json.dumps([box])}")
+        states.append(f"crops/{i:03d}.png\t1")
+    for i in range(scenes):
+        image = np.full((180, 240, 3), 215, np.uint8)
+        cv2.imwrite(str(root / "crops" / f"scene{i}.png"), image)
+        boxes = [{"transcription": t, "points": [[20, y], [120, y], [120, y + 30], [20, y + 30]], "difficult": False}
+                 for t, y in (("LOT 1", 20), ("EXP 2", 90))]
+        rows.append(f"crops/scene{i}.png\t{json.dumps(boxes)}")
+        states.append(f"crops/scene{i}.png\t1")
+    (root / "Label.txt").write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    (root / "fileState.txt").write_text("".join(s + "\n" for s in states), encoding="utf-8")
+    return root / "Label.txt"
+
+
+CROP_SIZES = [(120, 32), (96, 24), (160, 40), (40, 10), (200, 48), (64, 16), (150, 30), (110, 28), (90, 22),
+              (130, 36)]
+
+
+def test_a_folder_of_single_line_crops_is_detected(tmp_path):
+    from ocrforge.data.split import dataset_layout, format_summary
+
+    labels = load_ppocrlabel(write_crops_folder(tmp_path / "plates", CROP_SIZES))
+    summary = split_dataset(labels, tmp_path / "out", seed=1)
+    assert summary["layout"] == {
+        "layout": "single_line_crops", "images": 10, "single_box_images": 10,
+        "warning": "10 of 10 images hold a single box covering at least 90% of the image: a folder of single-line "
+                   "crops. Detection and end-to-end figures on it (train_det, distill_det, eval's det and e2e) "
+                   "measure how the boxes were drawn, not reading: read the recogniser's accuracy (train_rec val "
+                   "acc, eval rec acc)"}
+    assert ("  layout: single_line_crops (10 of 10 images hold a single box covering at least 90% of the image)"
+            in format_summary(summary).splitlines())
+    # the 90% rule at its edge: 9 crops of 10 images still are a crops folder, 8 of 10 are not
+    nine = load_ppocrlabel(write_crops_folder(tmp_path / "nine", CROP_SIZES[:9], scenes=1))
+    eight = load_ppocrlabel(write_crops_folder(tmp_path / "eight", CROP_SIZES[:8], scenes=2))
+    assert (dataset_layout(nine.images)["layout"], dataset_layout(nine.images)["single_box_images"]) == \
+        ("single_line_crops", 9)
+    assert dataset_layout(eight.images) == {"layout": "scenes", "images": 10, "single_box_images": 8, "warning": None}
+
+
+def test_the_demo_scenes_are_not_crops(demo_labels, tmp_path):
+    assert split_dataset(demo_labels, tmp_path / "out", seed=1)["layout"] == {
+        "layout": "scenes", "images": 20, "single_box_images": 0, "warning": None}
+
+
+def test_the_split_stage_warns_and_writes_the_layout_to_its_metrics(tmp_path, repo_root):
+    import subprocess
+    import sys
+
+    import yaml
+
+    write_crops_folder(tmp_path / "plates", CROP_SIZES)
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["split"]["input"] = str(tmp_path / "plates")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run = subprocess.run([sys.executable, str(repo_root / "stages" / "split.py")], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    warnings = [line for line in run.stderr.splitlines() if " WARNING ocrforge.stage.split: " in line]
+    assert len(warnings) == 1 and warnings[0].endswith(
+        "measure how the boxes were drawn, not reading: read the recogniser's accuracy (train_rec val acc, eval rec acc)")
+    metrics = json.loads((tmp_path / "reports" / "split.json").read_text())
+    assert metrics["layout"] == "single_line_crops"
+    assert metrics["layout_warning"].startswith("10 of 10 images hold a single box covering at least 90%")

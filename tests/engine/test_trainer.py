@@ -29,7 +29,8 @@ def test_a_few_epochs_lower_the_loss_and_write_checkpoints_and_summary(tmp_path)
     assert hist[-1]["train/loss"] < 0.8 * hist[0]["train/loss"]
     assert hist[-1]["val/acc"] >= 0.9
     assert summary["epochs_run"] == 3 and summary["global_steps"] == 18
-    assert summary["stopped_reason"] == "completed" and summary["main_indicator"] == "acc"
+    assert summary["stopped_reason"] == "epoch cap reached (epochs=3)" and summary["stopped_by"] == "epoch_cap"
+    assert summary["main_indicator"] == "acc" and summary["epochs_cap"] == 3
     assert summary["samples_per_s"] > 0 and 0 <= summary["data_wait_share"] < 1
     assert summary["best_epoch"] in (1, 2, 3) and summary["best_metric"] == max(h["val/acc"] for h in hist)
     assert json.loads((tmp_path / "train_summary.json").read_text())["global_steps"] == 18
@@ -99,14 +100,16 @@ def test_early_stopping_stops_after_patience_evaluations_without_improvement(tmp
     summary = make_trainer(tmp_path, epoch_num=6, early_stopping_patience=2, metric=metric).fit()
     assert summary["epochs_run"] == 4
     assert summary["best_epoch"] == 2 and summary["best_metric"] == 0.7
-    assert summary["stopped_reason"].startswith("early stopping after epoch 4: acc has not improved on 0.7 (epoch 2)")
+    assert summary["stopped_reason"] == ("no val improvement for 2 evaluations (best acc 0.7 at epoch 2; "
+                                         "early_stopping_patience=2)")
+    assert summary["stopped_by"] == "early_stopping"
     assert read_states(str(tmp_path), "best_accuracy")["state"]["epoch"] == 2
 
 
 def test_without_patience_a_plateau_does_not_stop(tmp_path):
     metric = ScriptedMetric([0.5, 0.4, 0.4, 0.4])
     summary = make_trainer(tmp_path, epoch_num=4, metric=metric).fit()
-    assert summary["epochs_run"] == 4 and summary["stopped_reason"] == "completed"
+    assert summary["epochs_run"] == 4 and summary["stopped_reason"] == "epoch cap reached (epochs=4)"
 
 
 def test_on_eval_callbacks_see_the_history_and_can_stop(tmp_path):
@@ -119,7 +122,7 @@ def test_on_eval_callbacks_see_the_history_and_can_stop(tmp_path):
     summary = make_trainer(tmp_path, epoch_num=5, eval_batch_epoch=1, on_eval=[overfitting_guard]).fit()
     assert calls == [(1, [1], True), (2, [1, 2], True)]
     assert summary["epochs_run"] == 2
-    assert summary["stopped_reason"] == "stopped by overfitting_guard after epoch 2: val loss rising"
+    assert summary["stopped_reason"] == "val loss rising" and summary["stopped_by"] == "overfitting_guard"
 
 
 def test_eval_every_n_epochs_and_after_the_last(tmp_path):

@@ -57,16 +57,19 @@ def test_read_inference_params_gives_dygraph_names_and_shapes():
     assert not any(name.startswith("head.thresh.") for name in weights)
 
 
-def test_report_lists_threshold_branch_as_missing_and_logs_each(caplog):
+def test_report_lists_threshold_branch_as_missing_and_names_them_at_debug_level(caplog):
     model = build_model(det_arch())
     before = model.state_dict()["head.thresh.conv1.weight"].numpy().copy()
-    with caplog.at_level(logging.WARNING, logger="ocrforge.models.pretrained"):
+    with caplog.at_level(logging.DEBUG, logger="ocrforge.models.pretrained"):
         report = load_inference_weights(model, SHIPPED_DET_DIR)
     assert sorted(report.missing) == THRESHOLD_BRANCH
     assert report.unexpected == []
     assert len(report.loaded) == 234
-    for name in THRESHOLD_BRANCH:
-        assert any(name in record.getMessage() for record in caplog.records), name
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG]
+    assert caplog.records[0].getMessage() == (f"weights not in {SHIPPED_DET_DIR}, which keep their initial value: "
+                                              + ", ".join(report.missing))
+    assert str(report) == (f"loaded 234 tensors from {SHIPPED_DET_DIR}; 13 weights of the model are not in it and "
+                           f"keep their initial value (13 under head.thresh)")
     shipped = read_inference_params(SHIPPED_DET_DIR)
     state = model.state_dict()
     np.testing.assert_array_equal(state["backbone.blocks2.0.dw_conv.w"].numpy(), shipped["backbone.blocks2.0.dw_conv.w"])
@@ -149,3 +152,27 @@ def test_the_params_info_of_an_inference_folder_is_read_as_plain_data_only(tmp_p
                                          r"plain data is read from it\)"):
         read_inference_params(folder)
     assert not proof.exists()
+
+
+def test_a_training_logs_its_start_weights_in_one_line(caplog, repo_root):
+    """Issue 17: each training printed 13 (det) to 83 (rec) lines "weight ... is not in ...; it keeps its
+    initial value"; now one line with the counts and where the fresh weights are."""
+    from ocrforge.config import load_config, resolve_dict_paths
+    from ocrforge.models.build import build_pretrained_model
+
+    config = load_config(repo_root / "configs" / "rec" / "ppocrv4_rec.yml")
+    config["Global"]["pretrained_model"] = "shipped"
+    resolve_dict_paths(config)
+    with caplog.at_level(logging.INFO, logger="tests.build"):  # outside ocrforge's logger, which stages detach
+        build_pretrained_model(config, logger=logging.getLogger("tests.build"))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"rec, shipped PP-OCRv4 recogniser: loaded 234 tensors from {SHIPPED_REC_DIR}; 83 weights of the model are "
+        f"not in it and keep their initial value (1 under head.before_gtc, 82 under head.gtc_head); 2 transformed"]
+
+
+def test_name_groups_count_by_prefix_and_cut_the_list():
+    from ocrforge.models.pretrained import name_groups
+
+    names = ["a.b.w", "a.b.v", "a.c.w", "d.w", "e.x.y", "f.g.h", "a.b.z"]
+    assert name_groups(names) == "3 under a.b, 1 under a.c, 1 under d.w, 1 under e.x and 1 more groups"
+    assert name_groups(names, shown=6) == "3 under a.b, 1 under a.c, 1 under d.w, 1 under e.x, 1 under f.g"
