@@ -19,8 +19,10 @@ import numpy as np
 ONNX_DIR = "onnx"
 OPSET = 14
 # onnxruntime vs paddle inference on the same input: the largest absolute difference allowed per model output
-# (det: probabilities of the shrink map; rec: CTC probabilities). Measured here: about 1e-6 for both.
-ONNX_TOLERANCE = 1e-4
+# (det: probabilities of the shrink map; rec: CTC probabilities). Measured on the demo test images: det 1.5e-5,
+# rec 7.8e-5 (the fine-tuned recogniser; 1e-5 with the shipped weights), from summation order; a perturbed
+# model is off by 1e-2 and more. The whole-system reads are compared too (same texts, boxes within 1 px).
+ONNX_TOLERANCE = 1e-3
 
 
 class OnnxExportError(RuntimeError):

@@ -19,7 +19,7 @@ def test_export_writes_onnx_models_with_dictionary_and_preprocessing(exported_di
     manifest = json.loads((exported_dir / "manifest.json").read_text())
     assert manifest["onnx"] == {"det": "onnx/det.onnx", "rec": "onnx/rec.onnx"} and manifest["onnx_opset"] == 14
     for kind in ("det", "rec"):
-        assert manifest["onnx_checks"][kind]["max_abs_diff"] < 1e-4
+        assert manifest["onnx_checks"][kind]["max_abs_diff"] < 1e-4  # the probe: shipped weights, random input
         model = onnx.load(str(exported_dir / manifest["onnx"][kind]))
         assert model.opset_import[0].version == 14
         meta = {p.key: p.value for p in model.metadata_props}
@@ -64,7 +64,7 @@ def test_a_perturbed_onnx_model_fails_the_check_naming_it(exported_dir, known_im
     tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor) * 1.05, tensor.name))
     onnx.save(model, str(broken / "onnx" / "det.onnx"))
     with pytest.raises(OnnxExportError, match=r"the det ONNX model \(.*det.onnx\) differs from paddle inference "
-                                              r"by [0-9.e-]+ \(tolerance 0.0001\)"):
+                                              r"by [0-9.e-]+ \(tolerance 0.001\)"):
         check_export(broken, [known_image[0]])
 
 
