@@ -111,7 +111,11 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
     manifest = json.loads((repo / "models/export/manifest.json").read_text())
     assert manifest["settings"]["det_db_unclip_ratio"] == search["best"]["unclip_ratio"]
     bench = json.loads((repo / "reports/benchmark.json").read_text())
-    assert set(bench["engines"]) == {"paddleocr", "rapidocr", "ocrforge", "ocrforge_pool"}
+    from ocrforge.benchmark import ENGINES
+
+    assert set(bench["engines"]) == set(ENGINES) and bench["limit"]["engines"]["ocrforge"]["models"] == "export"
+    assert export["onnx"]["system"]["same"] is True and manifest["onnx"] == {"det": "onnx/det.onnx",
+                                                                           "rec": "onnx/rec.onnx"}
     shown = dvc(repo, "metrics", "show")
     assert "reports/eval/metrics.json" in shown.stdout
     nothing = dvc(repo, "repro")
