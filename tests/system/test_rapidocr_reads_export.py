@@ -12,12 +12,11 @@ pytestmark = pytest.mark.slow  # the export fixture takes about 40 s on 2 cores
 
 def rapidocr_on_export(export_dir):
     """RapidOCR configured from the export's manifest: our ONNX files, the dictionary from rec.onnx's metadata."""
+    import onnx
     from rapidocr import RapidOCR
 
     manifest = json.loads((export_dir / "manifest.json").read_text())
-    settings, preprocess = manifest["settings"], None
-    import onnx
-
+    settings = manifest["settings"]
     det_meta = {p.key: p.value for p in onnx.load(str(export_dir / manifest["onnx"]["det"])).metadata_props}
     preprocess = json.loads(det_meta["ocrforge_preprocess"])
     return RapidOCR(params={
