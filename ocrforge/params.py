@@ -188,7 +188,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                         on_label_error=req(choice("stop", "skip"))),
     "dictionary": _schema_of(character_dict_path=req(text(empty=False)), use_space_char=req(boolean),
                              max_text_length=req(integer(1))),
-    "train_det": _schema_of(**_TRAINING, **_DET, crop=choice("east", "native"),
+    "train_det": _schema_of(**_TRAINING, **_DET, crop=choice("east", "native"), text_crop_prob=real(0, 1),
                             scale_range=scale_pair,
                             postprocess_search=_schema_of(unclip_ratio=list_of(real(0, low_open=True)),
                                                           box_thresh=list_of(real(0, 1)))),

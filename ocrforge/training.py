@@ -183,9 +183,10 @@ def set_transform_arg(config: dict, mode: str, op_name: str, key: str, value: An
 TRAIN_CROPS = {"east": "EastRandomCropData", "native": "NativeScaleCrop"}
 
 
-def set_train_crop(config: dict, crop: str, size: int) -> None:
+def set_train_crop(config: dict, crop: str, size: int, text_prob: float | None = None) -> None:
     """Make the det training crop ``crop`` (``east``: PaddleOCR's EastRandomCropData, which rescales a random
-    region to the window; ``native``: NativeScaleCrop, a window at the image's own scale) of ``size`` px."""
+    region to the window; ``native``: NativeScaleCrop, a window at the image's own scale) of ``size`` px;
+    ``text_prob`` (native only): the share of windows placed to hold a whole text box."""
     if crop not in TRAIN_CROPS:
         raise ValueError(f"train_det.crop must be one of {sorted(TRAIN_CROPS)}; got {crop!r}")
     transforms = config["Train"]["dataset"]["transforms"]
@@ -197,7 +198,10 @@ def set_train_crop(config: dict, crop: str, size: int) -> None:
     wanted = TRAIN_CROPS[crop]
     if name != wanted:
         args = {}
-    transforms[at[0]] = {wanted: {**(args or {}), "size": [size, size]}}
+    args = {**(args or {}), "size": [size, size]}
+    if text_prob is not None and crop == "native":
+        args["text_prob"] = float(text_prob)
+    transforms[at[0]] = {wanted: args}
 
 
 def set_resize_range(config: dict, scale_range: Sequence[float]) -> None:
@@ -288,7 +292,7 @@ def det_config_from_params(base: dict, p: dict, data_dir: str, out_dir: str, liv
 
     validate_section(section_name, p)
     config = copy.deepcopy(base)
-    set_train_crop(config, p.get("crop", "east"), int(p["crop_size"]))
+    set_train_crop(config, p.get("crop", "east"), int(p["crop_size"]), p.get("text_crop_prob"))
     if p.get("scale_range"):
         set_resize_range(config, p["scale_range"])
     set_transform_arg(config, "Eval", "DetResizeForTest", "limit_side_len", int(p.get("eval_side_len", 960)))

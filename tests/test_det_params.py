@@ -24,17 +24,17 @@ def resize_range(config):
 def test_default_keeps_paddleocrs_crop_and_scale_range(repo_root):
     config = build(repo_root, crop_size=480)
     ops = dict(train_ops(config))
-    assert ops["EastRandomCropData"] == {"size": [480, 480], "max_tries": 50, "keep_ratio": True}
+    assert ops["EastRandomCropData"] == {"size": [480, 480], "max_tries": 50, "keep_ratio": True}  # no text_prob
     assert "NativeScaleCrop" not in ops
     assert resize_range(config) == [0.5, 3]
 
 
 def test_native_crop_replaces_east_crop_in_place(repo_root):
     default = [name for name, _ in train_ops(build(repo_root))]
-    config = build(repo_root, crop="native", crop_size=640, scale_range=[0.8, 1.25])
+    config = build(repo_root, crop="native", crop_size=640, scale_range=[0.8, 1.25], text_crop_prob=0.7)
     names = [name for name, _ in train_ops(config)]
     assert names == [("NativeScaleCrop" if n == "EastRandomCropData" else n) for n in default]
-    assert dict(train_ops(config))["NativeScaleCrop"] == {"size": [640, 640]}
+    assert dict(train_ops(config))["NativeScaleCrop"] == {"size": [640, 640], "text_prob": 0.7}
     assert resize_range(config) == [0.8, 1.25]
 
 

@@ -89,23 +89,40 @@ class NativeScaleCrop:
     detector will read at (``DetResizeForTest`` leaves images under its limit alone): scale augmentation is left
     to ``IaaAugment``'s Resize. The window edges are placed in rows and columns that cross no text box when such
     a placement exists; a box the window still cuts is clipped and marked ignored, so the loss does not learn a
-    truncated line as a whole one. Reads and writes ``image`` (HWC), ``polys`` (N, P, 2), ``ignore_tags``,
-    ``texts``; draws from ``numpy.random``.
+    truncated line as a whole one.
+
+    In a large photo with little text (a plate of 150 px in 1280), most such windows hold background only.
+    ``text_prob`` is the share of windows placed to hold one text box, drawn at random, whole (where it fits);
+    the rest are placed anywhere, so the model still sees text-free background. Reads and writes ``image``
+    (HWC), ``polys`` (N, P, 2), ``ignore_tags``, ``texts``; draws from ``numpy.random``.
     """
 
-    def __init__(self, size: Sequence[int] = (640, 640), **kwargs: Any):
+    def __init__(self, size: Sequence[int] = (640, 640), text_prob: float = 0.0, **kwargs: Any):
         if len(size) != 2 or min(int(s) for s in size) < 32:
             raise ValueError(f"NativeScaleCrop size must be [width, height], each >= 32; got {list(size)}")
+        if not 0.0 <= float(text_prob) <= 1.0:
+            raise ValueError(f"NativeScaleCrop text_prob must be in [0, 1]; got {text_prob!r}")
         self.width, self.height = int(size[0]), int(size[1])
+        self.text_prob = float(text_prob)
 
-    def _start(self, covered: np.ndarray, size: int) -> int:
+    def _start(self, covered: np.ndarray, size: int, span: tuple[int, int] | None = None) -> int:
+        """A window start along one axis: one whose edges cross no text where possible; with ``span`` (the
+        text box's first and last pixel), only starts whose window holds the span (or, for a span longer than
+        the window, starts inside it)."""
         length = len(covered)
         if length <= size:
             return 0
+        low, high = 0, length - size
+        if span is not None:
+            first, last = span
+            low, high = (max(low, last - size + 1), min(high, first)) if last - first + 1 <= size else \
+                (max(low, first), min(high, last - size + 1))
+            low, high = min(low, high), max(low, high)
         starts = _free_starts(covered, size)
+        starts = starts[(starts >= low) & (starts <= high)]
         if len(starts):
             return int(np.random.choice(starts))
-        return int(np.random.randint(0, length - size + 1))
+        return int(np.random.randint(low, high + 1))
 
     def __call__(self, data: dict) -> dict:
         image = data["image"]
@@ -124,8 +141,13 @@ class NativeScaleCrop:
             x1, x2 = max(0, int(np.floor(poly[:, 0].min()))), min(width, int(np.ceil(poly[:, 0].max())))
             rows[y1:y2] = True
             cols[x1:x2] = True
-        y0 = self._start(rows, self.height)
-        x0 = self._start(cols, self.width)
+        spans = [None, None]
+        kept = [poly for poly, ignored in zip(polys, tags) if not ignored]
+        if kept and self.text_prob > 0 and np.random.rand() < self.text_prob:
+            poly = kept[np.random.randint(len(kept))]
+            spans = [(int(np.floor(poly[:, axis].min())), int(np.ceil(poly[:, axis].max())) - 1) for axis in (0, 1)]
+        y0 = self._start(rows, self.height, spans[1])
+        x0 = self._start(cols, self.width, spans[0])
         window = image[y0 : y0 + self.height, x0 : x0 + self.width]
         crop_h, crop_w = window.shape[:2]
         out = np.zeros((self.height, self.width) + image.shape[2:], image.dtype)

@@ -146,6 +146,29 @@ def test_native_crop_without_text_feeds_the_db_label_makers():
     assert empty
 
 
+def test_native_crop_with_text_prob_holds_a_small_box_of_a_large_photo():
+    image = coordinate_image(960, 1280)
+    plate = box(900, 700, 1050, 740)  # 150 x 40 px in a 1280 x 960 photo, as a licence plate
+    held = {0.0: 0, 1.0: 0}
+    for text_prob in held:
+        op = NativeScaleCrop(size=[320, 320], text_prob=text_prob)
+        for seed in range(40):
+            np.random.seed(seed)
+            out = op(sample(image.copy(), [plate]))
+            x0, y0 = offset_of(out["image"])
+            np.testing.assert_array_equal(out["image"], image[y0 : y0 + 320, x0 : x0 + 320])  # still native scale
+            if len(out["polys"]) and out["ignore_tags"] == [False]:
+                held[text_prob] += 1
+                np.testing.assert_allclose(out["polys"][0], np.array(plate, np.float32) - (x0, y0))
+    assert held[1.0] == 40  # every window holds the whole plate
+    assert held[0.0] < 10  # placed anywhere, most windows are background
+
+
+def test_native_crop_text_prob_must_be_a_share():
+    with pytest.raises(ValueError, match="text_prob must be in"):
+        NativeScaleCrop(size=[64, 64], text_prob=1.5)
+
+
 def test_a_plugin_package_adds_a_transform_through_entry_points(install_plugin):
     install_plugin("acme_transforms", """
         from ocrforge.registry import TRANSFORMS
