@@ -4,6 +4,11 @@ Every image shows one to three lines of alphanumeric codes (serial numbers, lot 
 plate, a paper label or a piece of packaging, placed with perspective and rotation on a cluttered
 background, then lit unevenly, blurred and noised. The label of each line is the exact quadrilateral of
 its ink box, mapped through the same homography as the pixels. Everything derives from one seed.
+
+Some lines are printed the way industrial codes are and the stock models misread (so the default run has
+something to learn, and its curves mean something): ink-jet dot-matrix print, low-contrast embossing on
+metal, tight or wide character spacing, and codes with runs of one character (``100AAA``) or the O/0, I/1
+pairs.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ FONTS = (
 SURFACES = ("metal", "label", "packaging")
 LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 DIGITS = "0123456789"
+LOOKALIKES = "0O1I8B5S2Z"  # pairs a reader confuses
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
@@ -53,7 +59,7 @@ def _chars(rng: np.random.Generator, alphabet: str, n: int) -> str:
 
 def random_code(rng: np.random.Generator) -> str:
     """One line of the domain: serial numbers, lot codes, part numbers, dates, e.g. ``0317WS2022D100012``."""
-    kind = int(rng.integers(9))
+    kind = int(rng.integers(11))
     year = int(rng.integers(2015, 2031))
     month = int(rng.integers(1, 13))
     day = int(rng.integers(1, 29))
@@ -73,6 +79,11 @@ def random_code(rng: np.random.Generator) -> str:
         return f"{_chars(rng, LETTERS, 2)}{_chars(rng, DIGITS, int(rng.integers(5, 9)))}"
     if kind == 7:
         return f"BATCH:{_chars(rng, DIGITS, 2)}{_pick(rng, LETTERS)}{_chars(rng, DIGITS, 3)}"
+    if kind == 8:  # runs of one character, which CTC readers collapse: 100AAA, MDJJS5
+        runs = [_pick(rng, LETTERS + DIGITS) * int(rng.integers(1, 4)) for _ in range(int(rng.integers(3, 6)))]
+        return "".join(runs)[:14]
+    if kind == 9:  # the O/0, I/1, B/8 ... pairs side by side
+        return _chars(rng, LOOKALIKES, int(rng.integers(5, 10)))
     return _chars(rng, LETTERS + DIGITS, int(rng.integers(5, 15)))
 
 
@@ -127,54 +138,125 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return img
 
 
+@dataclass(frozen=True)
+class PrintStyle:
+    """How a plate's lines are printed: ``tracking`` px added between characters (negative: touching
+    characters), ``dot_pitch`` > 0 for ink-jet dot-matrix print (dots this many px apart, ``dot_radius`` of
+    the pitch), ``finish`` ``ink``, ``stamped`` (ink with a highlight and a shadow) or ``embossed`` (no ink:
+    a low-contrast relief of highlight and shadow)."""
+
+    tracking: int = 0
+    dot_pitch: int = 0
+    dot_radius: float = 0.45
+    finish: str = "ink"
+
+
+def print_style(rng: np.random.Generator, kind: str, size: int) -> PrintStyle:
+    """A random style for a plate of surface ``kind`` and font ``size``: about half the plates print plainly."""
+    tracking = 0
+    spacing = rng.random()
+    if spacing < 0.25:
+        tracking = -int(round(size * rng.uniform(0.06, 0.16)))
+    elif spacing < 0.35:
+        tracking = int(round(size * rng.uniform(0.15, 0.4)))
+    dot_pitch = max(3, int(round(size / rng.uniform(5.5, 7.5)))) if kind != "metal" and rng.random() < 0.35 else 0
+    finish = "ink"
+    if kind == "metal":
+        finish = _pick(rng, ("ink", "stamped", "stamped", "embossed"))
+    return PrintStyle(tracking, dot_pitch, float(rng.uniform(0.35, 0.55)), finish)
+
+
 @dataclass
 class _Line:
     text: str
-    font: ImageFont.FreeTypeFont
-    offset: tuple[int, int]
-    ink_box: tuple[int, int, int, int]
+    alpha: np.ndarray  # (h, w) uint8: the line's ink, cropped to its ink box
+    ink_box: tuple[int, int, int, int]  # x0, y0, x1, y1 in plate pixels
 
 
-def _layout(rng: np.random.Generator, texts: list[str], font_file: Path, size: int):
-    """Place the lines on a plate; returns the plate size and each line's ink box in plate pixels."""
+def _dot_matrix(alpha: np.ndarray, pitch: int, radius: float) -> np.ndarray:
+    """The glyphs of ``alpha`` (h, w) uint8 redrawn as round dots on a ``pitch`` grid, as an ink-jet prints."""
+    h, w = alpha.shape
+    rows, cols = h // pitch, w // pitch
+    cells = alpha[: rows * pitch, : cols * pitch].reshape(rows, pitch, cols, pitch).mean(axis=(1, 3))
+    out = np.zeros_like(alpha)
+    for r, c in zip(*np.nonzero(cells > 90)):
+        centre = (int(c * pitch + pitch // 2), int(r * pitch + pitch // 2))
+        cv2.circle(out, centre, max(1, int(round(radius * pitch))), 255, -1, lineType=cv2.LINE_AA)
+    return out
+
+
+def render_line(text: str, font: ImageFont.FreeTypeFont, style: PrintStyle) -> np.ndarray:
+    """The ink of one line (h, w) uint8, cropped to its ink box: characters placed one by one with the
+    style's tracking, then dotted for dot-matrix print."""
+    size = int(font.size)
+    advance = sum(font.getlength(ch) for ch in text) + style.tracking * max(0, len(text) - 1)
+    canvas = Image.new("L", (int(advance) + 3 * size, 3 * size), 0)
+    draw = ImageDraw.Draw(canvas)
+    x = float(size)
+    for ch in text:
+        draw.text((x, size), ch, font=font, fill=255)
+        x += font.getlength(ch) + style.tracking
+    alpha = np.asarray(canvas)
+    if style.dot_pitch:
+        alpha = _dot_matrix(alpha, style.dot_pitch, style.dot_radius)
+    ys, xs = np.nonzero(alpha)
+    if not len(xs):
+        raise RuntimeError(f"line {text!r} rendered no ink")
+    return np.ascontiguousarray(alpha[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
+
+
+def _layout(rng: np.random.Generator, texts: list[str], font_file: Path, size: int, style: PrintStyle):
+    """Place the lines on a plate; returns the plate size and the lines with their ink boxes in plate pixels."""
     font = ImageFont.truetype(str(font_file), size)
     margin_x, margin_y = int(size * rng.uniform(0.5, 1.2)), int(size * rng.uniform(0.4, 0.9))
     gap = int(size * rng.uniform(0.35, 0.8))
     lines, y = [], margin_y
     align = _pick(rng, ("left", "centre"))
-    widths = [font.getbbox(t)[2] - font.getbbox(t)[0] for t in texts]
-    plate_w = max(widths) + 2 * margin_x
-    for text, width in zip(texts, widths):
-        left, top, right, bottom = font.getbbox(text)
-        x = margin_x if align == "left" else (plate_w - width) // 2
-        origin = (x - left, y - top)
-        lines.append(_Line(text, font, origin, (x, y, x + right - left, y + bottom - top)))
-        y += bottom - top + gap
+    alphas = [render_line(t, font, style) for t in texts]
+    plate_w = max(a.shape[1] for a in alphas) + 2 * margin_x
+    for text, alpha in zip(texts, alphas):
+        h, w = alpha.shape
+        x = margin_x if align == "left" else (plate_w - w) // 2
+        lines.append(_Line(text, alpha, (x, y, x + w, y + h)))
+        y += h + gap
     plate_h = y - gap + margin_y
     return (plate_w, plate_h), lines
 
 
-def _draw_text(plate: np.ndarray, lines: list[_Line], ink, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """Draw the lines on the plate (RGB uint8); stamped metal gets a highlight and a shadow."""
-    image = Image.fromarray(plate)
-    draw = ImageDraw.Draw(image)
-    stamped = kind == "metal" and rng.random() < 0.6
+def _blend(plate: np.ndarray, line: _Line, colour, shift: tuple[int, int] = (0, 0), strength: float = 1.0):
+    """Paint ``colour`` into the float plate through the line's ink, moved by ``shift`` px."""
+    x0, y0 = line.ink_box[0] + shift[0], line.ink_box[1] + shift[1]
+    h, w = line.alpha.shape
+    region = plate[y0 : y0 + h, x0 : x0 + w]
+    alpha = (line.alpha[: region.shape[0], : region.shape[1]].astype(np.float32) / 255.0)[..., None] * strength
+    region[:] = region * (1 - alpha) + np.asarray(colour, np.float32) * alpha
+
+
+def _draw_text(plate: np.ndarray, lines: list[_Line], ink, style: PrintStyle, rng: np.random.Generator) -> np.ndarray:
+    """Draw the lines on the plate (RGB uint8) in the style's finish."""
+    out = plate.astype(np.float32)
+    base = out.mean(axis=(0, 1))
     for line in lines:
-        x, y = line.offset
-        if stamped:
-            draw.text((x - 1, y - 1), line.text, font=line.font, fill=(235, 235, 235))
-            draw.text((x + 1, y + 1), line.text, font=line.font, fill=(25, 25, 25))
-        draw.text((x, y), line.text, font=line.font, fill=ink)
-    return np.asarray(image)
+        if style.finish == "stamped":
+            _blend(out, line, (235, 235, 235), (-1, -1))
+            _blend(out, line, (25, 25, 25), (1, 1))
+        if style.finish == "embossed":  # relief only: the face keeps nearly the plate's own colour
+            depth = int(rng.integers(1, 3))
+            _blend(out, line, np.minimum(base + 60, 255), (-depth, -depth), 0.8)
+            _blend(out, line, base * 0.45, (depth, depth), 0.8)
+            _blend(out, line, base * rng.uniform(0.8, 0.92))
+        else:
+            _blend(out, line, ink)
+    return out.clip(0, 255).astype(np.uint8)
 
 
 def ink_mask(lines: list[_Line], plate_size: tuple[int, int]) -> np.ndarray:
     """(h, w) uint8 mask of the glyph pixels of the lines in plate coordinates."""
-    mask = Image.new("L", plate_size, 0)
-    draw = ImageDraw.Draw(mask)
+    mask = np.zeros((plate_size[1], plate_size[0]), np.uint8)
     for line in lines:
-        draw.text(line.offset, line.text, font=line.font, fill=255)
-    return np.asarray(mask)
+        x0, y0, x1, y1 = line.ink_box
+        mask[y0:y1, x0:x1] = np.maximum(mask[y0:y1, x0:x1], line.alpha)
+    return mask
 
 
 def _placement(rng: np.random.Generator, plate_size, width: int, height: int) -> np.ndarray:
@@ -231,11 +313,12 @@ def make_sample(rng: np.random.Generator, config: DemoConfig) -> tuple[np.ndarra
     texts = [random_code(rng) for _ in range(n_lines)]
     font_file = font_path(_pick(rng, FONTS))
     size = int(rng.integers(22, 40))
-    plate_size, lines = _layout(rng, texts, font_file, size)
+    style = print_style(rng, kind, size)
+    plate_size, lines = _layout(rng, texts, font_file, size, style)
     plate, ink = _surface(rng, kind, plate_size[1], plate_size[0])
     if kind == "label" and rng.random() < 0.6:
         cv2.rectangle(plate, (3, 3), (plate_size[0] - 4, plate_size[1] - 4), ink, 2)
-    plate = _draw_text(plate, lines, ink, kind, rng)
+    plate = _draw_text(plate, lines, ink, style, rng)
 
     width, height = config.width, config.height
     homography = _placement(rng, plate_size, width, height)
@@ -261,7 +344,7 @@ def make_sample(rng: np.random.Generator, config: DemoConfig) -> tuple[np.ndarra
                 "difficult": False,
             }
         )
-    geometry = {"homography": homography, "plate_size": plate_size, "lines": lines}
+    geometry = {"homography": homography, "plate_size": plate_size, "lines": lines, "style": style}
     return cv2.cvtColor(scene, cv2.COLOR_RGB2BGR), boxes, geometry
 
 
