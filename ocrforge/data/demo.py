@@ -159,11 +159,11 @@ def print_style(rng: np.random.Generator, kind: str, size: int) -> PrintStyle:
         tracking = -int(round(size * rng.uniform(0.06, 0.16)))
     elif spacing < 0.35:
         tracking = int(round(size * rng.uniform(0.15, 0.4)))
-    dot_pitch = max(3, int(round(size / rng.uniform(5.5, 7.5)))) if kind != "metal" and rng.random() < 0.35 else 0
+    dot_pitch = max(3, int(round(size / rng.uniform(6.5, 8.5)))) if kind != "metal" and rng.random() < 0.3 else 0
     finish = "ink"
     if kind == "metal":
         finish = _pick(rng, ("ink", "stamped", "stamped", "embossed"))
-    return PrintStyle(tracking, dot_pitch, float(rng.uniform(0.35, 0.55)), finish)
+    return PrintStyle(tracking, dot_pitch, float(rng.uniform(0.4, 0.6)), finish)
 
 
 @dataclass

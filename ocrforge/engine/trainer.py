@@ -83,8 +83,22 @@ GLOBAL_KEYS = ("epoch_num", "save_model_dir", "seed", "eval_batch_epoch", "save_
                "amp_level", "scale_loss", "use_dynamic_loss_scaling", "amp_custom_black_list", "use_dvclive",
                "dvclive_dir", "dvclive_dvcyaml", "progress_bar")
 
+# PaddleOCR's tools/train.py reads these Global keys and this engine does not: what it uses instead.
+PADDLEOCR_ONLY_KEYS = {
+    "eval_batch_step": "Global.eval_batch_epoch (params.yaml: eval_every), epochs between validations",
+    "print_batch_step": "the progress bar and the per-epoch log line",
+    "log_smooth_window": "the progress bar and the per-epoch log line",
+    "save_epoch_step": "Global.save_every_steps (params.yaml: save_every_steps), plus a checkpoint each epoch end",
+}
+
 LATEST = "latest"
 BEST = "best_accuracy"
+
+
+def ignored_global_keys(global_config: dict) -> list[str]:
+    """One sentence per key of ``global_config`` that PaddleOCR's trainer honours and this engine ignores."""
+    return [f"Global.{key} is PaddleOCR's and is ignored here; ocrforge uses {instead}"
+            for key, instead in PADDLEOCR_ONLY_KEYS.items() if key in (global_config or {})]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -208,6 +222,9 @@ class Trainer:
         self.val_loss = val_loss
         self.on_eval = self._stopping_rules_on_eval() + list(on_eval)
         self.on_step = self._stopping_rules_on_step() + list(on_step)
+        if self.is_main:
+            for sentence in ignored_global_keys(self.g):
+                logger.warning("%s", sentence)
 
         if optimizer is None:
             steps = self._steps_per_epoch(train_loader)

@@ -185,6 +185,25 @@ def test_amp_is_ignored_on_cpu(tmp_path, caplog):
     assert "mixed precision is off" in caplog.text
 
 
+def test_paddleocrs_own_global_keys_are_named_as_ignored_not_dropped_silently(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="ocrforge.engine"):
+        make_trainer(tmp_path, epoch_num=1, eval_batch_step=[0, 400], save_epoch_step=10)
+    assert "Global.eval_batch_step is PaddleOCR's and is ignored here; ocrforge uses Global.eval_batch_epoch" \
+        in caplog.text
+    assert "Global.save_epoch_step is PaddleOCR's and is ignored here" in caplog.text
+    assert "print_batch_step" not in caplog.text
+
+
+def test_the_projects_configs_set_no_key_the_engine_ignores(repo_root):
+    from ocrforge.config import load_config
+    from ocrforge.engine.trainer import ignored_global_keys
+
+    own = [f for f in sorted((repo_root / "configs").rglob("*.yml")) if f.name != "en_PP-OCRv3_det_cml.yml"]
+    assert own
+    for path in own:
+        assert ignored_global_keys(load_config(path).get("Global")) == [], path
+
+
 class PlainLoader:
     """A loader with set_epoch(epoch) but no start_step: the trainer must draw and drop on resume."""
 
