@@ -26,8 +26,8 @@ from ocrforge.benchmark import (
 
 @pytest.fixture(scope="module")
 def tiny_split(tmp_path_factory) -> Path:
-    """A split folder as the split stage writes it: 2 demo images (320x240) in det/test.txt, their crops in
-    rec/test.txt."""
+    """A split folder as the split stage writes it: 2 demo images (320x240, plain print, which the shipped
+    models read) in det/test.txt, their crops in rec/test.txt."""
     from ocrforge.data.crop import crop_text_line
     from ocrforge.data.demo import DemoConfig, make_sample
 
@@ -36,7 +36,7 @@ def tiny_split(tmp_path_factory) -> Path:
     (root / "rec" / "test").mkdir(parents=True)
     det_lines, rec_lines = [], []
     for seed in range(2):
-        image, boxes, _ = make_sample(np.random.default_rng(seed), DemoConfig(width=320, height=240))
+        image, boxes, _ = make_sample(np.random.default_rng(seed), DemoConfig(width=320, height=240, print_styles=False))
         name = f"img{seed}"
         cv2.imwrite(str(root / "det" / "images" / f"{name}.png"), image)
         det_lines.append(f"det/images/{name}.png\t{json.dumps(boxes)}")

@@ -18,6 +18,7 @@ TINY = {
     "demo.num_images": 10, "demo.width": 240, "demo.height": 180,
     "train_det.epochs": 1, "train_det.batch_size": 2, "train_det.crop_size": 160, "train_det.eval_side_len": 320,
     "train_det.save_every_steps": 1, "train_det.postprocess_search.unclip_ratio": [1.5, 2.5],
+    "train_det.postprocess_search.box_thresh": [],
     "distill_det.epochs": 1, "distill_det.batch_size": 2, "distill_det.crop_size": 160,
     "distill_det.eval_side_len": 320, "distill_det.save_every_steps": 0,
     "train_rec.epochs": 1, "train_rec.batch_size": 4, "train_rec.eval_batch_size": 8,

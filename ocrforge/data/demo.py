@@ -47,6 +47,7 @@ class DemoConfig:
     width: int = 480
     height: int = 360
     max_lines: int = 3
+    print_styles: bool = True  # False: every line in plain print (dot-matrix, embossing, spacing off), for tests
 
 
 def _pick(rng: np.random.Generator, seq):
@@ -313,7 +314,9 @@ def make_sample(rng: np.random.Generator, config: DemoConfig) -> tuple[np.ndarra
     texts = [random_code(rng) for _ in range(n_lines)]
     font_file = font_path(_pick(rng, FONTS))
     size = int(rng.integers(22, 40))
-    style = print_style(rng, kind, size)
+    style = print_style(rng, kind, size)  # drawn either way, so the rest of the image is the same
+    if not config.print_styles:
+        style = PrintStyle()
     plate_size, lines = _layout(rng, texts, font_file, size, style)
     plate, ink = _surface(rng, kind, plate_size[1], plate_size[0])
     if kind == "label" and rng.random() < 0.6:

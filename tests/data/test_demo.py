@@ -101,3 +101,16 @@ def test_codes_look_like_the_domain():
     assert any(c[:4].isdigit() and len(c) == 17 for c in codes)  # 0317WS2022D100012-like serials
     assert any(any(a * 3 in c for a in c) for c in codes)  # runs a CTC reader collapses (100AAA)
     assert any(set(c) <= set("0O1I8B5S2Z") for c in codes)  # look-alike pairs side by side
+
+
+def test_plain_print_changes_the_style_only():
+    from ocrforge.data.demo import PrintStyle
+
+    styled = [make_sample(np.random.default_rng(seed), DemoConfig()) for seed in range(12)]
+    plain = [make_sample(np.random.default_rng(seed), DemoConfig(print_styles=False)) for seed in range(12)]
+    assert all(g["style"] == PrintStyle() for _, _, g in plain)
+    assert any(g["style"] != PrintStyle() for _, _, g in styled)
+    # the same codes, surfaces and placement: only how the ink is laid down differs
+    assert [[b["transcription"] for b in boxes] for _, boxes, _ in styled] == \
+        [[b["transcription"] for b in boxes] for _, boxes, _ in plain]
+    np.testing.assert_array_equal(styled[0][2]["homography"].shape, plain[0][2]["homography"].shape)
