@@ -93,7 +93,7 @@ class OCRPool:
         try:  # every worker loads its predictors now, not in the first timed call
             list(self._pool.map(_read, [np.zeros((32, 32, 3), np.uint8)] * self.workers))
         except BrokenProcessPool as exc:
-            self._pool.shutdown(cancel_futures=True)
+            self._discard()
             raise self._start_failure() from exc
 
     def _start(self) -> ProcessPoolExecutor:
@@ -217,9 +217,19 @@ class OCRPool:
                 ends.append(f"exit code {code}")
         return ", ".join(ends) or "a worker died"
 
+    def _discard(self) -> None:
+        """Shut a broken executor down, killing its surviving workers first. The executor itself would stop
+        them with SIGTERM and wait for them; paddle catches SIGTERM and prints a stack trace from inside the
+        signal handler, which can hang a worker whose other threads hold a lock, and the wait with it.
+        SIGKILL cannot be caught."""
+        for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+            if process.is_alive():
+                process.kill()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     def _restart(self) -> None:
         """Replace a broken executor with a fresh one (its workers load the models on their first image)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._discard()
         self._pool = self._start()
         self.restarts += 1
 

@@ -200,6 +200,21 @@ def test_pool_reads_arrays_like_the_api(exported_dir, known_image, demo_images):
 
 
 @pytest.mark.slow
+def test_a_broken_pool_kills_its_workers_rather_than_asking_them_to_stop(exported_dir, capfd):
+    """Discarding a pool SIGKILLs its live workers: paddle handles SIGTERM by printing a stack trace from the
+    signal handler, which can hang the worker and the executor waiting for it (it held CI for 90 minutes)."""
+    import signal
+
+    from ocrforge.pool import OCRPool
+
+    pool = OCRPool(exported_dir, workers=2)
+    processes = list(pool._pool._processes.values())
+    pool._discard()
+    assert [p.exitcode for p in processes] == [-signal.SIGKILL] * 2
+    assert "Termination signal" not in capfd.readouterr().err
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("backend, damaged", [("paddle", "det/inference.pdiparams"), ("onnx", "onnx/det.onnx")])
 def test_pool_on_a_broken_export_fails_with_a_message(exported_dir, tmp_path, backend, damaged):
     import shutil
