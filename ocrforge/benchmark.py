@@ -237,7 +237,7 @@ class PaddleOCREngine:
         self.name = name
         import paddleocr
 
-        from ocrforge.models.pretrained import _rapidocr_dir
+        from ocrforge.models.pretrained import rapidocr_dir
         from ocrforge.system import read_manifest
 
         export_dir = Path(export_dir)
@@ -256,7 +256,7 @@ class PaddleOCREngine:
             rec_model_dir=str(export_dir / layout["rec_model_dir"]),
             rec_char_dict_path=str(export_dir / layout["rec_char_dict_path"]),
             rec_image_shape=layout["rec_image_shape"],
-            cls_model_dir=str(_rapidocr_dir() / "models" / "ch_ppocr_mobile_v2_cls_infer"),
+            cls_model_dir=str(rapidocr_dir() / "models" / "ch_ppocr_mobile_v2_cls_infer"),
             use_angle_cls=False, lang="en", use_gpu=False, show_log=False, use_space_char=True,
         )
         args.update(extra_args or {})

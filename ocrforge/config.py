@@ -170,3 +170,12 @@ def with_dict_path(config: dict, path: str | None) -> dict:
             if "character_dict_path" in section:
                 section["character_dict_path"] = path
     return config
+
+
+def eval_transform_args(config: Mapping, op_name: str) -> dict:
+    """The arguments of transform ``op_name`` in the config's Eval pipeline (``{}`` when it has none): how a
+    trained model wants its images resized and normalised at inference."""
+    for op in (config.get("Eval") or {}).get("dataset", {}).get("transforms", []):
+        if isinstance(op, dict) and op_name in op:
+            return dict(op[op_name] or {})
+    return {}

@@ -24,22 +24,18 @@ DetectorFn = Callable[[np.ndarray], np.ndarray]
 """(1, 3, H, W) float32 normalised image -> (1, 1, H, W) shrink probability map."""
 
 
-def _eval_transform_args(config: dict, op_name: str) -> dict:
-    for op in (config.get("Eval") or {}).get("dataset", {}).get("transforms", []):
-        if isinstance(op, dict) and op_name in op:
-            return dict(op[op_name] or {})
-    return {}
-
-
 def probability_maps(detector: DetectorFn, images: Sequence[np.ndarray], det_config: dict) -> list[tuple]:
     """``(maps (1, 1, H, W), shape (1, 4))`` per HWC uint8 BGR image, pre-processed as the config's Eval
-    transforms say (DetResizeForTest, ImageNet NormalizeImage)."""
+    transforms say (DetResizeForTest and NormalizeImage; without them, side 960 and ImageNet's statistics)."""
     import paddleocr  # noqa: F401  (puts the wheel's ``ppocr`` package on sys.path)
     from ppocr.data.imaug.operators import DetResizeForTest, NormalizeImage, ToCHWImage
 
-    resize_args = _eval_transform_args(det_config, "DetResizeForTest")
-    resize = DetResizeForTest(**resize_args) if resize_args else DetResizeForTest(limit_side_len=960, limit_type="max")
-    normalize = NormalizeImage(scale="1./255.", mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], order="hwc")
+    from ocrforge.config import eval_transform_args
+
+    resize_args = eval_transform_args(det_config, "DetResizeForTest") or {"limit_side_len": 960, "limit_type": "max"}
+    resize = DetResizeForTest(**resize_args)
+    normalize = NormalizeImage(**{"scale": "1./255.", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                                  "order": "hwc", **eval_transform_args(det_config, "NormalizeImage")})
     to_chw = ToCHWImage()
     out = []
     for image in images:
@@ -147,6 +143,21 @@ def tune_det_postprocess(
     result["post_process"] = {k: config["PostProcess"].get(k) for k in ("thresh", "box_thresh", "unclip_ratio")}
     Path(report_file).parent.mkdir(parents=True, exist_ok=True)
     Path(report_file).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def search_after_training(model_dir: str | os.PathLike, data_dir: str | os.PathLike, grid: dict | None,
+                          report_dir: str | os.PathLike, logger: logging.Logger = log) -> dict:
+    """What a detector-training stage runs after training: :func:`tune_det_postprocess` over ``grid`` (a
+    ``postprocess_search`` param: ``unclip_ratio`` and ``box_thresh`` lists) on ``data_dir``'s val split, the
+    table in ``report_dir/postprocess.json`` and a section appended to ``report_dir/report.md``."""
+    grid = grid or {}
+    report_dir = Path(report_dir)
+    result = tune_det_postprocess(model_dir, Path(data_dir) / "det" / "val.txt", data_dir,
+                                  grid.get("unclip_ratio") or [], grid.get("box_thresh") or [],
+                                  report_dir / "postprocess.json", logger=logger)
+    with open(report_dir / "report.md", "a", encoding="utf-8") as report:
+        report.write(search_markdown(result))
     return result
 
 

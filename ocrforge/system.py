@@ -25,7 +25,7 @@ import numpy as np
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from ocrforge.data.crop import UPRIGHT_RATIO, crop_size
 from ocrforge.data.images import ImageReadError, read_image  # noqa: F401  (public here too)
-from ocrforge.metrics.e2e_metric import full_text, reading_order
+from ocrforge.reading_order import full_text, reading_order
 
 MANIFEST = "manifest.json"
 DICT_FILE = "dict.txt"
@@ -344,8 +344,10 @@ def check_image(image) -> None:
 
 def settings_from_configs(det_config: dict, rec_config: dict) -> SystemSettings:
     """The settings a trained det and rec config imply (Eval transforms, PostProcess, dictionary)."""
-    det_resize = _transform_args(det_config, "DetResizeForTest")
-    rec_resize = _transform_args(rec_config, "RecResizeImg")
+    from ocrforge.config import eval_transform_args
+
+    det_resize = eval_transform_args(det_config, "DetResizeForTest")
+    rec_resize = eval_transform_args(rec_config, "RecResizeImg")
     post = det_config.get("PostProcess") or {}
     glob = rec_config["Global"]
     defaults = SystemSettings()
@@ -362,13 +364,6 @@ def settings_from_configs(det_config: dict, rec_config: dict) -> SystemSettings:
         character_dict_path=str(glob["character_dict_path"]),
         use_space_char=bool(glob.get("use_space_char", False)),
     )
-
-
-def _transform_args(config: dict, op_name: str) -> dict:
-    for op in (config.get("Eval") or {}).get("dataset", {}).get("transforms", []):
-        if isinstance(op, dict) and op_name in op:
-            return dict(op[op_name] or {})
-    return {}
 
 
 def load_trained_model(model_dir: str | os.PathLike, checkpoint: str = "best_accuracy"):

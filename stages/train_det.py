@@ -8,7 +8,7 @@ import ocrforge.environment  # noqa: E402,F401  (one line saying what to run whe
 from ocrforge.config import load_config
 from ocrforge.log import get_logger
 from ocrforge.params import load_params, section
-from ocrforge.postprocess_search import search_markdown, tune_det_postprocess
+from ocrforge.postprocess_search import search_after_training
 from ocrforge.training import det_config_from_params, run_training_stage
 
 DATA_DIR = "data/split"
@@ -21,11 +21,7 @@ def main() -> None:
     p = section(load_params(), "train_det")
     config = det_config_from_params(load_config(p["config"]), p, DATA_DIR, OUT_DIR, str(REPORT_DIR / "dvclive"))
     run_training_stage(config, p.get("analysis"), REPORT_DIR, log)
-    search = p.get("postprocess_search") or {}
-    result = tune_det_postprocess(OUT_DIR, f"{DATA_DIR}/det/val.txt", DATA_DIR, search.get("unclip_ratio") or [],
-                                  search.get("box_thresh") or [], REPORT_DIR / "postprocess.json", logger=log)
-    with open(REPORT_DIR / "report.md", "a", encoding="utf-8") as report:
-        report.write(search_markdown(result))
+    search_after_training(OUT_DIR, DATA_DIR, p.get("postprocess_search"), REPORT_DIR, log)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ocrforge.data.label_check import read_label_file
-from ocrforge.metrics.e2e_metric import IGNORE_TEXTS
+from ocrforge.data.ppocrlabel import IGNORE_TEXTS
 
 
 @dataclass

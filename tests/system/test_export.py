@@ -49,7 +49,7 @@ def test_paddleocr_class_loads_the_export_offline(exported_dir, demo_images, kno
     import paddleocr
     from ppocr.utils import network
 
-    from ocrforge.models.pretrained import _rapidocr_dir
+    from ocrforge.models.pretrained import rapidocr_dir
     from ocrforge.system import load_exported_system
 
     def no_download(url, path):
@@ -62,7 +62,7 @@ def test_paddleocr_class_loads_the_export_offline(exported_dir, demo_images, kno
         det_model_dir=str(exported_dir / manifest["det_model_dir"]),
         rec_model_dir=str(exported_dir / manifest["rec_model_dir"]),
         rec_char_dict_path=str(exported_dir / manifest["rec_char_dict_path"]),
-        cls_model_dir=str(_rapidocr_dir() / "models" / "ch_ppocr_mobile_v2_cls_infer"),
+        cls_model_dir=str(rapidocr_dir() / "models" / "ch_ppocr_mobile_v2_cls_infer"),
         use_angle_cls=False, lang="en", use_gpu=False, show_log=False, use_space_char=True,
     )
     ours = load_exported_system(exported_dir, backend="paddle")  # the same runtime as the class
