@@ -35,8 +35,11 @@ lock: $(STAMP) ## pin the installed versions in configs/constraints.txt (after a
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 # dvc.yaml's stages run `python stages/NAME.py`: the PATH above makes that .venv's python (README, Quick start)
-repro: $(STAMP) ## run the whole pipeline on the params.yaml data with `dvc repro`
+repro: $(STAMP) ## run the pipeline (dvc.yaml) on the params.yaml data with `dvc repro`
 	dvc repro
+
+distill: $(STAMP) ## distil a small MobileNetV3 detector from train_det's (the optional stages/distill/dvc.yaml)
+	dvc repro stages/distill/dvc.yaml
 
 test: $(STAMP) ## run the test suite
 	python -m pytest $(PYTEST_ARGS)
@@ -122,4 +125,4 @@ dag: $(STAMP) ## draw the pipeline's stages
 clean: ## remove the virtual environment and caches (not data/ or the DVC cache)
 	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info
 
-.PHONY: help install lock repro test test-fast bench infer prelabel serve serve-bench exp queue compare remote push pull metrics plots dag clean
+.PHONY: help install lock repro distill test test-fast bench infer prelabel serve serve-bench exp queue compare remote push pull metrics plots dag clean

@@ -16,8 +16,13 @@ from pathlib import Path
 
 from ocrforge.registry import STAGES
 
-# The stages of dvc.yaml, each the script stages/<name>.py (tests check the three lists agree).
-PIPELINE_STAGES = ("demo_data", "split", "ppocrv3_det", "train_det", "distill_det", "train_rec", "eval", "export", "benchmark")
+# The stages of dvc.yaml (what `dvc repro` runs), then those of the optional distillation's
+# stages/distill/dvc.yaml; each is the script stages/<name>.py (tests check the lists agree).
+DEFAULT_STAGES = ("demo_data", "split", "train_det", "train_rec", "eval", "export", "benchmark")
+DISTILL_STAGES = ("ppocrv3_det", "distill_det")
+PIPELINE_STAGES = DEFAULT_STAGES + DISTILL_STAGES
+# where each group's stages are declared
+DVC_FILES = {"dvc.yaml": DEFAULT_STAGES, "stages/distill/dvc.yaml": DISTILL_STAGES}
 
 
 class StageScriptMissing(FileNotFoundError):

@@ -3,6 +3,7 @@
 import ast
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,7 +48,10 @@ def tracing_imports(trace_dir: Path) -> dict:
 def undeclared_code_deps(repo: Path, trace_dir: Path) -> dict:
     """For each stage that ran, the ocrforge files it loaded that its dvc.yaml ``deps`` do not cover: editing
     one of them would leave that stage's outputs stale after `dvc repro`."""
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    from ocrforge.stages_registry import DVC_FILES
+
+    stages = {name: stage for dvc_file in DVC_FILES
+              for name, stage in yaml.safe_load((repo / dvc_file).read_text())["stages"].items()}
     by_script = {Path(stage["cmd"].split()[-1]).stem: name for name, stage in stages.items()}
     loaded: dict[str, set] = {}
     for record in trace_dir.glob("*.json"):
@@ -88,12 +92,11 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
     trace_dir = tmp_path_factory.mktemp("stage_imports")
     run = dvc(repo, "repro", env_extra=tracing_imports(trace_dir))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    for stage in ("demo_data", "split", "ppocrv3_det", "train_det", "distill_det", "train_rec", "eval", "export",
-                  "benchmark"):
-        assert f"Running stage '{stage}'" in run.stdout
-    assert len({record.name.split(".")[0] for record in trace_dir.glob("*.json")}) == 9
-    converted = json.loads((repo / "reports/ppocrv3_det.json").read_text())
-    assert converted["converted_values"] == 592_625 and converted["parity_max_abs_diff"] < 1e-4
+    from ocrforge.stages_registry import DEFAULT_STAGES, DISTILL_STAGES
+
+    assert re.findall(r"Running stage '(\w+)'", run.stdout) == list(DEFAULT_STAGES)  # not the distillation
+    assert not (repo / "models/distill_det").exists()
+    assert len({record.name.split(".")[0] for record in trace_dir.glob("*.json")}) == 7
     assert undeclared_code_deps(repo, trace_dir) == {}
     det = json.loads((repo / "reports/train_det/report.json").read_text())
     assert det["verdict"]["status"] in {"improving", "stalled", "converged", "overfitting", "diverging"}
@@ -101,7 +104,9 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
     assert (repo / "reports/train_rec/dvclive/plots/metrics/val/acc.tsv").is_file()
     assert (repo / "models/det/best_accuracy.pdparams").is_file()
     metrics = json.loads((repo / "reports/eval/metrics.json").read_text())
-    assert 0.0 <= metrics["det"]["hmean"] <= 1.0 and 0.0 <= metrics["e2e"]["hmean"] <= 1.0
+    # the shipped detector finds the demo's printed lines after a tiny fine-tune, and some are read right; a line
+    # read right was found, so e2e cannot beat det
+    assert metrics["det"]["hmean"] > 0.5 and 0.0 < metrics["e2e"]["hmean"] <= metrics["det"]["hmean"], metrics
     export = json.loads((repo / "reports/export.json").read_text())
     assert export["parity"]["same"] is True
     assert (repo / "models/export/det/inference.json").is_file()
@@ -114,7 +119,9 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
     bench = json.loads((repo / "reports/benchmark.json").read_text())
     from ocrforge.benchmark import ENGINES
 
-    assert set(bench["engines"]) == set(ENGINES) and bench["limit"]["engines"]["ocrforge"]["models"] == "export"
+    engines = yaml.safe_load((repo / "params.yaml").read_text())["benchmark"]["engines"]
+    assert set(bench["engines"]) == set(engines) <= set(ENGINES)
+    assert bench["limit"]["engines"]["ocrforge"]["models"] == "export"
     assert export["onnx"]["system"]["same"] is True and manifest["onnx"] == {"det": "onnx/det.onnx",
                                                                            "rec": "onnx/rec.onnx"}
     shown = dvc(repo, "metrics", "show")
@@ -132,6 +139,15 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
     assert (repo / "models/det/best_accuracy.pdparams").read_bytes() == weights
     after = dvc(repo, "repro")
     assert "Running stage" not in after.stdout, after.stdout
+    # the optional distillation: its own dvc.yaml, run on demand; the default pipeline stays as it was
+    distill = dvc(repo, "repro", "stages/distill/dvc.yaml", env_extra=tracing_imports(trace_dir))
+    assert distill.returncode == 0, distill.stdout[-3000:] + distill.stderr[-3000:]
+    assert re.findall(r"Running stage '(?:stages/distill/dvc.yaml:)?(\w+)'", distill.stdout) == list(DISTILL_STAGES)
+    assert len({record.name.split(".")[0] for record in trace_dir.glob("*.json")}) == 9
+    assert undeclared_code_deps(repo, trace_dir) == {}
+    converted = json.loads((repo / "reports/ppocrv3_det.json").read_text())
+    assert converted["converted_values"] == 592_625 and converted["parity_max_abs_diff"] < 1e-4
+    assert "Running stage" not in dvc(repo, "repro").stdout
     distilled = json.loads((repo / "reports/distill_det/summary.json").read_text())
     assert distilled["epochs_run"] == 1 and "val/hmean" in distilled["last_record"]
 

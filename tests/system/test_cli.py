@@ -49,11 +49,14 @@ def test_unknown_stage_is_exit_1():
 def test_pipeline_stages_are_the_dvc_stages_and_scripts(repo_root):
     import yaml
 
-    from ocrforge.stages_registry import PIPELINE_STAGES
+    from ocrforge.stages_registry import DVC_FILES, PIPELINE_STAGES
 
-    dvc_stages = list(yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"])
+    for dvc_file, names in DVC_FILES.items():
+        assert list(yaml.safe_load((repo_root / dvc_file).read_text())["stages"]) == list(names)
+    found = [*repo_root.glob("dvc.yaml"), *(repo_root / "stages").rglob("dvc.yaml")]
+    assert sorted(p.relative_to(repo_root).as_posix() for p in found) == sorted(DVC_FILES)
     scripts = sorted(p.stem for p in (repo_root / "stages").glob("*.py"))
-    assert list(PIPELINE_STAGES) == dvc_stages and sorted(PIPELINE_STAGES) == scripts
+    assert sorted(PIPELINE_STAGES) == scripts
 
 
 def test_stage_split_runs_the_real_stage(repo_root, tmp_path, monkeypatch):
