@@ -20,7 +20,7 @@ from ocrforge.data.loader import build_dataloader
 from ocrforge.data.label_check import check_rec_labels, label_alphabet
 from ocrforge.device import paddle_flags, set_device
 from ocrforge.engine.checkpoint import recover_checkpoints
-from ocrforge.engine.seeding import seed_everything
+from ocrforge.seeding import seed_everything
 from ocrforge.engine.trainer import GLOBAL_KEYS, Trainer
 from ocrforge.models.build import build_pretrained_model
 from ocrforge.models.dictionary import load_dictionary

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import copy
 import numbers
-import random
 from typing import Any, Sequence
 
 import numpy as np
 import paddle
 
 from ocrforge.data.samplers import SAMPLERS, ShuffleBatchSampler
-from ocrforge.data.sources import derive_seed
 from ocrforge.registry import DATASETS
+from ocrforge.seeding import WorkerSeeder
 
 # Fields whose length differs between samples: kept as a list of per-sample arrays, never stacked.
 RAGGED_KEYS = ("polys", "ignore_tags", "texts", "img_path", "filename")
@@ -62,21 +61,6 @@ class BatchCollator:
             names = self.field_names if len(self.field_names) == len(first) else [str(i) for i in range(len(first))]
             return [self._collate_field(names[i], [s[i] for s in samples]) for i in range(len(first))]
         raise TypeError(f"a sample must be a list (KeepKeys) or a dict, got {type(first).__name__}")
-
-
-class WorkerSeeder:
-    """``worker_init_fn``: seeds ``random``, ``numpy.random`` and paddle in each worker from
-    ``(seed, epoch, worker_id)``. It reads the epoch from the dataset when the worker starts."""
-
-    def __init__(self, seed: int, dataset):
-        self.seed = int(seed)
-        self.dataset = dataset
-
-    def __call__(self, worker_id: int) -> None:
-        worker_seed = derive_seed(self.seed, getattr(self.dataset, "epoch", 0), worker_id, 0x5EED)
-        random.seed(worker_seed)
-        np.random.seed(worker_seed)
-        paddle.seed(worker_seed)
 
 
 def to_tensors(batch: Any) -> Any:
@@ -187,7 +171,7 @@ def build_dataloader(
         collate_fn=collate,
         num_workers=int(loader_cfg.get("num_workers", 0)),
         use_shared_memory=bool(loader_cfg.get("use_shared_memory", True)),
-        worker_init_fn=WorkerSeeder(seed, dataset),
+        worker_init_fn=WorkerSeeder(seed, dataset, 0x5EED),
         return_list=True,
         persistent_workers=False,
     )

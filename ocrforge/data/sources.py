@@ -30,16 +30,12 @@ from ocrforge.data.transforms import build_transforms
 from ocrforge.data.wheel_compat import apply_wheel_fixes
 from ocrforge.models.dictionary import load_dictionary
 from ocrforge.registry import DATASETS
+from ocrforge.seeding import derive_seed
 
 MAX_REPLACEMENTS = 100
 
 
 apply_wheel_fixes()
-
-
-def derive_seed(*parts: int) -> int:
-    """A 32-bit seed that is a pure function of the non-negative integers ``parts``."""
-    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
 
 
 class _SeededGlobals:

@@ -13,7 +13,7 @@ Contracts with the other parts (all PaddleOCR's):
   ``batch_sampler``, ``n`` being the batches of a resumed epoch already trained on (0 otherwise); a hook
   without ``start_step`` gets ``set_epoch(epoch)`` and the trainer draws and drops the ``n`` batches.
   ``batches_per_epoch`` (else ``len()`` before any skip) sizes the lr schedule and the progress bar.
-  See :mod:`ocrforge.engine.seeding` for why this makes a resumed run exact.
+  See :mod:`ocrforge.seeding` for why this makes a resumed run exact.
 * Under data parallelism, a metric that can be merged across processes exposes ``accumulated() -> dict``
   (numbers are summed, lists concatenated over ranks) and ``set_accumulated(dict)``; the trainer merges
   before ``get_metric()``. A metric without them reports rank 0's shard only, with a warning.
@@ -72,7 +72,7 @@ from ocrforge.engine.checkpoint import (
     unwrap,
 )
 from ocrforge.engine.optim import build_optimizer
-from ocrforge.engine.seeding import get_rng_state, seed_everything, set_rng_state
+from ocrforge.seeding import get_rng_state, seed_everything, set_rng_state
 
 logger = logging.getLogger("ocrforge.engine")
 

@@ -12,7 +12,8 @@ import ocrforge  # noqa: F401
 import paddle
 from paddle import nn
 
-from ocrforge.engine.seeding import SeededBatchSampler, sample_rng
+from ocrforge.data.samplers import ShuffleBatchSampler
+from ocrforge.seeding import sample_rng
 
 
 class TinyNet(nn.Layer):
@@ -136,7 +137,7 @@ def make_loader(n: int = 24, batch_size: int = 4, seed: int = 7, shuffle: bool =
                 rank: int = 0, world_size: int = 1):
     ref: list = []
     ds = TinyDataset(n, seed, ref)
-    sampler = SeededBatchSampler(n, batch_size, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
+    sampler = ShuffleBatchSampler(range(n), batch_size, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
     ref.append(sampler)
     return paddle.io.DataLoader(ds, batch_sampler=sampler, num_workers=num_workers)
 
