@@ -16,8 +16,7 @@ and the README also hold, per off-the-shelf model run end to end on the same sam
 figures (:func:`evaluate_engine`) and its dictionary's coverage of the test labels: a figure is marked
 ``comparable: false`` when some label characters are outside that dictionary (the model cannot read them).
 
-Samples come from a PaddleOCR det label file (``load_det_label_file``, the split stage's ``det/test.txt``) or
-from any PPOCRLabel folder (``load_ppocrlabel_folder``).
+Samples come from ``load_testset``: the split stage's test split (``det/test.txt``) or any PPOCRLabel folder.
 """
 
 from __future__ import annotations
@@ -31,25 +30,17 @@ from typing import Sequence
 import numpy as np
 
 from ocrforge.data.crop import crop_text_line, order_quad
-from ocrforge.data.det_labels import Sample, load_det_label_file  # noqa: F401  (public here too)
+# the test-set loaders are public here too (stages and tests import them from evaluate)
+from ocrforge.data.det_labels import Sample, load_det_label_file, load_ppocrlabel_folder, load_testset  # noqa: F401
+from ocrforge.data.ppocrlabel import TextLine
 from ocrforge.metrics import (E2EMetric, RecMetric, hmean_interval, precision_recall_hmean, score_detections,
                               score_end_to_end)
 from ocrforge.system import TextSystem, read_image
 
 
-def load_ppocrlabel_folder(folder: str | os.PathLike) -> list[Sample]:
-    """Samples of a PPOCRLabel folder (``Label.txt``, checked images only; bad images left out)."""
-    from ocrforge.data.ppocrlabel import load_ppocrlabel
-
-    label_set = load_ppocrlabel(Path(folder) / "Label.txt", on_error="skip")
-    return [Sample(im.key, im.path, [{"points": np.asarray(line.points, dtype=np.float32), "text": line.text,
-                                      "ignore": line.ignore} for line in im.lines])
-            for im in label_set.images]
-
-
-def _quads(lines: list[dict]) -> np.ndarray:
+def _quads(lines: list[TextLine]) -> np.ndarray:
     """Ground-truth polygons as (M, 4, 2) quads (a polygon of more points by its minimum-area rectangle)."""
-    return np.array([line["points"] if len(line["points"]) == 4 else order_quad(line["points"]) for line in lines],
+    return np.array([line.box if len(line.points) == 4 else order_quad(line.box) for line in lines],
                     dtype=np.float32).reshape(-1, 4, 2)
 
 
@@ -68,18 +59,16 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
         for sample in samples:
             image = read_image(sample.path)
             boxes = system.detect(image)
-            cared = [line for line in sample.lines if not line["ignore"]]
-            reads = system.recognize([crop_text_line(image, line["points"]) for line in cared]) if cared else []
+            cared = [line for line in sample.lines if not line.ignore]
+            reads = system.recognize([crop_text_line(image, line.box) for line in cared]) if cared else []
             result = system.read_boxes(image, boxes)
             preds = [{"points": line.box, "text": line.text} for line in result.lines]
             det, e2e = scores.add(sample, boxes, reads, preds)
-            gts = [{"points": line["points"], "text": line["text"], "ignore": line["ignore"]} for line in sample.lines]
             record = {
                 "image": sample.name,
-                "gt": [{"box": np.asarray(g["points"]).round(1).tolist(), "text": g["text"], "ignore": g["ignore"]}
-                       for g in gts],
+                "gt": [{"box": g.box.round(1).tolist(), "text": g.text, "ignore": g.ignore} for g in sample.lines],
                 "pred": result.to_json(),
-                "rec_on_gt_crops": [{"gt": line["text"], "pred": text, "score": round(score, 5)}
+                "rec_on_gt_crops": [{"gt": line.text, "pred": text, "score": round(score, 5)}
                                     for line, (text, score) in zip(cared, reads)],
                 "det": {k: det[k] for k in ("gt_care", "det_care", "matched")},
                 "e2e": {k: e2e[k] for k in ("gt_care", "det_care", "matched", "full_text_match")},
@@ -89,7 +78,7 @@ def evaluate(system: TextSystem, samples: list[Sample], out_dir: str | os.PathLi
     seconds = time.perf_counter() - started
     metrics = {
         "images": len(samples),
-        "lines": sum(len([g for g in s.lines if not g["ignore"]]) for s in samples),
+        "lines": sum(len([g for g in s.lines if not g.ignore]) for s in samples),
         **scores.figures(),
         "case_sensitive": case_sensitive,
     }
@@ -113,8 +102,8 @@ def evaluate_engine(engine, samples: list[Sample], case_sensitive: bool = True) 
     scores = _Scores(case_sensitive)
     for sample in samples:
         image = read_image(sample.path)
-        cared = [line for line in sample.lines if not line["ignore"]]
-        reads = engine.recognize([crop_text_line(image, line["points"]) for line in cared], 1) if cared else []
+        cared = [line for line in sample.lines if not line.ignore]
+        reads = engine.recognize([crop_text_line(image, line.box) for line in cared], 1) if cared else []
         preds = [{"points": box, "text": text} for box, text, _ in engine.read(image)]
         scores.add(sample, engine.detect(image), reads, preds)
     return scores.figures()
@@ -131,10 +120,10 @@ class _Scores:
     def add(self, sample: Sample, boxes, reads: list, preds: list[dict]) -> tuple[dict, dict]:
         """One image: its detected boxes (N, 4, 2), the reads ``[(text, score)]`` of its cared ground-truth
         crops, its end-to-end lines ``[{"points", "text"}]``; returns its det and e2e scores."""
-        ignores = np.array([line["ignore"] for line in sample.lines], dtype=bool)
+        ignores = np.array([line.ignore for line in sample.lines], dtype=bool)
         det = score_detections(np.asarray(boxes, dtype=np.float32).reshape(-1, 4, 2), _quads(sample.lines), ignores)
         self.det_counts.append([det["matched"], det["det_care"], det["gt_care"]])
-        self.rec((reads, [(line["text"], 1.0) for line in sample.lines if not line["ignore"]]))
+        self.rec((reads, [(line.text, 1.0) for line in sample.lines if not line.ignore]))
         e2e = score_end_to_end(preds, sample.lines, self.e2e.iou_threshold, self.e2e.normalize)
         self.e2e.add(e2e)
         self.e2e_counts.append([e2e["matched"], e2e["det_care"], e2e["gt_care"]])
@@ -154,7 +143,7 @@ def zero_shot_figures(names: Sequence[str], samples: list[Sample], case_sensitiv
     ``threads``: onnxruntime threads of each model (0: one per core)."""
     from ocrforge.offtheshelf import anchor_charset, build_anchor, dictionary_coverage
 
-    texts = [line["text"] for sample in samples for line in sample.lines if not line["ignore"]]
+    texts = [line.text for sample in samples for line in sample.lines if not line.ignore]
     figures = {}
     for name in names:
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -189,13 +178,13 @@ def write_gallery(records: list, gallery_dir: Path, size: int) -> list[dict]:
     wrong.sort(key=lambda r: (image_fscore(r[3]["e2e"]), r[3]["e2e"]["full_text_match"], r[0].name))
     listed = []
     for rank, (sample, image, result, record) in enumerate(wrong[:size], start=1):
-        cared = [g for g in sample.lines if not g["ignore"]]
-        gt_panel = draw_lines(image, [g["points"] for g in cared], [g["text"] for g in cared], GREEN)
+        cared = [g for g in sample.lines if not g.ignore]
+        gt_panel = draw_lines(image, [g.box for g in cared], [g.text for g in cared], GREEN)
         pred_panel = draw_lines(image, [line.box for line in result.lines], [line.text for line in result.lines], RED)
         name = f"{rank:02d}_{Path(sample.name).stem}.png"
         write_image(gallery_dir / name, side_by_side(gt_panel, pred_panel))
         listed.append({"file": name, "image": sample.name, "fscore": round(image_fscore(record["e2e"]), 4),
-                       "gt_text": " | ".join(g["text"] for g in cared), "pred_text": result.full_text.replace("\n", " | ")})
+                       "gt_text": " | ".join(g.text for g in cared), "pred_text": result.full_text.replace("\n", " | ")})
     return listed
 
 

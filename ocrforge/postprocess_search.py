@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ocrforge.data.ppocrlabel import TextLine
 from ocrforge.metrics.det_metric import precision_recall_hmean, score_detections
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,11 @@ def probability_maps(detector: DetectorFn, images: Sequence[np.ndarray], det_con
 
 
 def search_db_postprocess(
-    maps: Sequence[tuple], ground_truths: Sequence[Sequence[dict]], post_process: dict,
+    maps: Sequence[tuple], ground_truths: Sequence[Sequence[TextLine]], post_process: dict,
     unclip_ratios: Sequence[float] = (), box_threshes: Sequence[float] = (), iou_threshold: float = 0.5,
 ) -> dict:
     """Score every (unclip_ratio, box_thresh) pair on precomputed ``maps`` against ``ground_truths`` (per image,
-    lines ``{"points", "ignore"}``). The configured pair in ``post_process`` is always scored, so the choice is
+    labelled lines). The configured pair in ``post_process`` is always scored, so the choice is
     never worse than it on this data; ties go to the pair nearest the configured one.
 
     Returns ``{"rows": [{"unclip_ratio", "box_thresh", "precision", "recall", "hmean"}], "configured": row,
@@ -74,8 +75,8 @@ def search_db_postprocess(
             boxes = db({"maps": prob}, shape)[0]["points"]
             score = score_detections(
                 [np.asarray(b, dtype=np.float32) for b in boxes],
-                [np.asarray(line["points"], dtype=np.float32) for line in lines],
-                [bool(line["ignore"]) for line in lines],
+                [line.box for line in lines],
+                [line.ignore for line in lines],
                 iou_threshold=iou_threshold,
             )
             matched += score["matched"]
@@ -106,7 +107,7 @@ def tune_det_postprocess(
     from ocrforge.data.det_labels import load_det_label_file
     from ocrforge.data.images import read_image
     from ocrforge.models.distillation import deployed_model
-    from ocrforge.models.build import build_pretrained_model
+    from ocrforge.models.build import load_checkpoint
 
     model_dir = Path(model_dir)
     config_file, weights = model_dir / "config.yml", model_dir / f"{checkpoint}.pdparams"
@@ -117,10 +118,7 @@ def tune_det_postprocess(
     post = dict(config.get("PostProcess") or {})
     result = {"searched": bool(unclip_ratios or box_threshes), "images": len(samples)}
     if result["searched"]:
-        build = {**config, "Global": {**config["Global"], "pretrained_model": str(weights)}}
-        quiet = logging.getLogger("ocrforge.postprocess_search.load")
-        quiet.setLevel(logging.ERROR)
-        model = deployed_model(build_pretrained_model(build, logger=quiet), build)
+        model = deployed_model(load_checkpoint(config, weights), config)
         model.eval()
 
         def detector(batch: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ocrforge.config import dump_config, load_config
+from ocrforge.data.ppocrlabel import TextLine
 from ocrforge.postprocess_search import search_db_postprocess, search_markdown, tune_det_postprocess
 
 
@@ -19,8 +20,8 @@ def block_map(height: int = 64, width: int = 96) -> tuple[np.ndarray, np.ndarray
     return prob, np.array([[height, width, 1.0, 1.0]], dtype=np.float32)
 
 
-def rect(x0, y0, x1, y1) -> dict:
-    return {"points": np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32), "ignore": False}
+def rect(x0, y0, x1, y1) -> TextLine:
+    return TextLine(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), "text")
 
 
 def test_search_scores_every_pair_and_keeps_the_configured_one_on_a_tie():

@@ -58,7 +58,8 @@ class Problem:
 
 @dataclass(frozen=True)
 class TextLine:
-    """One labelled box: its polygon in image pixels (clockwise, >= 4 points) and its transcription."""
+    """One labelled box: its polygon in image pixels (clockwise, >= 4 points) and its transcription. The one
+    labelled-line type, from the PPOCRLabel reader and the split's label files to the metrics and drawings."""
 
     points: tuple[tuple[float, float], ...]
     text: str
@@ -68,6 +69,11 @@ class TextLine:
     def ignore(self) -> bool:
         """True for regions detection must not care about and recognition must leave out."""
         return self.difficult or self.text in IGNORE_TEXTS
+
+    @property
+    def box(self) -> np.ndarray:
+        """The polygon as a (P, 2) float32 array."""
+        return np.asarray(self.points, dtype=np.float32).reshape(-1, 2)
 
 
 @dataclass

@@ -22,14 +22,17 @@ from ocrforge.metrics.det_metric import (
     precision_recall_hmean,
     split_ignored,
 )
-from ocrforge.data.ppocrlabel import IGNORE_TEXTS
+from ocrforge.data.ppocrlabel import IGNORE_TEXTS, TextLine
 from ocrforge.reading_order import box_points as _box_points
 from ocrforge.reading_order import full_text
 from ocrforge.registry import METRICS
 
 
 def _parse_line(item) -> tuple[np.ndarray, str, bool]:
-    """``(points, text, ignore)`` from a mapping or a ``(points, text, ...)`` tuple."""
+    """``(points, text, ignore)`` from a labelled :class:`~ocrforge.data.ppocrlabel.TextLine`, a mapping or a
+    ``(points, text, ...)`` tuple."""
+    if isinstance(item, TextLine):
+        return item.box.astype(np.float64), item.text, item.ignore
     if isinstance(item, dict):
         points = item["points"]
         text = item.get("text", item.get("transcription", ""))

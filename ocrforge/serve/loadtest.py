@@ -39,9 +39,9 @@ def find_images(source: str | os.PathLike) -> list[Path]:
     """The test images of a split folder (``det/test.txt``) or the image files directly in a folder."""
     source = Path(source)
     if (source / "det" / "test.txt").is_file():
-        from ocrforge.data.det_labels import load_det_label_file
+        from ocrforge.data.det_labels import load_testset
 
-        return [s.path for s in load_det_label_file(source / "det" / "test.txt", source)]
+        return [s.path for s in load_testset(source)]
     if source.is_dir():
         from ocrforge.cli import list_images
 

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ocrforge.evaluate import evaluate, load_det_label_file, load_ppocrlabel_folder
+from ocrforge.data.ppocrlabel import TextLine
+from ocrforge.evaluate import evaluate, load_det_label_file, load_ppocrlabel_folder, load_testset
 
 
 def _write_split(tmp_path, image, boxes, wrong_text: str):
@@ -60,7 +61,11 @@ def test_reads_a_ppocrlabel_folder(sroie_dir):
     assert len(samples) > 50
     first = samples[0]
     assert first.path.is_file() and first.lines
-    assert set(first.lines[0]) == {"points", "text", "ignore"} and first.lines[0]["points"].shape[1] == 2
+    assert isinstance(first.lines[0], TextLine) and first.lines[0].box.shape[1] == 2
+    # load_testset takes the folder as it is, or a split folder's test split, and says what else it wants
+    assert [s.name for s in load_testset(sroie_dir, limit=3)] == [s.name for s in samples[:3]]
+    with pytest.raises(FileNotFoundError, match="holds neither det/test.txt .* nor Label.txt"):
+        load_testset(sroie_dir / "sroie")
 
 
 
