@@ -99,7 +99,9 @@ def preprocess_metadata(kind: str, settings: dict) -> str:
     if kind == "det":
         info = {"input": "x: (N, 3, H, W) float32, BGR channel order, H and W multiples of 32",
                 "resize": {"limit_side_len": settings["det_limit_side_len"], "limit_type": settings["det_limit_type"]},
-                "normalize": {"scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+                "normalize": {"scale": settings.get("det_norm_scale", 1 / 255),
+                              "mean": list(settings.get("det_norm_mean", (0.485, 0.456, 0.406))),
+                              "std": list(settings.get("det_norm_std", (0.229, 0.224, 0.225)))},
                 "output": "(N, 1, H, W) probability that a pixel lies in shrunk text",
                 "postprocess": {k: settings[k] for k in ("det_db_thresh", "det_db_box_thresh", "det_db_unclip_ratio",
                                                          "det_db_max_candidates", "det_db_score_mode")}}

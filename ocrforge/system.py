@@ -39,6 +39,11 @@ class SystemSettings:
 
     det_limit_side_len: int = 960
     det_limit_type: str = "max"
+    # the detector's input normalisation, (pixel * scale - mean) / std per BGR-ordered channel, as its config's
+    # Eval NormalizeImage says (PP-OCR's detectors: ImageNet's statistics)
+    det_norm_scale: float = 1.0 / 255.0
+    det_norm_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    det_norm_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     det_db_thresh: float = 0.3
     det_db_box_thresh: float = 0.6
     det_db_unclip_ratio: float = 1.5
@@ -258,9 +263,8 @@ class TextSystem:
         self.settings = settings
         self.backend = "dygraph"  # load_exported_system names the export's backend here
         self._resize = DetResizeForTest(limit_side_len=settings.det_limit_side_len, limit_type=settings.det_limit_type)
-        self._normalize = NormalizeImage(
-            scale="1./255.", mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], order="hwc"
-        )
+        self._normalize = NormalizeImage(scale=settings.det_norm_scale, mean=list(settings.det_norm_mean),
+                                         std=list(settings.det_norm_std), order="hwc")
         self._to_chw = ToCHWImage()
         # NormalizeImage as a per-channel table over the 256 uint8 values: the same float32 operations, one pass.
         values = np.arange(256, dtype=np.float32).reshape(256, 1) * self._normalize.scale
@@ -346,14 +350,25 @@ def settings_from_configs(det_config: dict, rec_config: dict) -> SystemSettings:
     """The settings a trained det and rec config imply (Eval transforms, PostProcess, dictionary)."""
     from ocrforge.config import eval_transform_args
 
+    import paddleocr  # noqa: F401  (puts the wheel's ``ppocr`` package on sys.path)
+    from ppocr.data.imaug.operators import NormalizeImage
+
     det_resize = eval_transform_args(det_config, "DetResizeForTest")
     rec_resize = eval_transform_args(rec_config, "RecResizeImg")
     post = det_config.get("PostProcess") or {}
     glob = rec_config["Global"]
     defaults = SystemSettings()
+    # parsed by PaddleOCR's own transform, which training used: its scale may be a string such as "1./255."
+    norm = NormalizeImage(**{"scale": defaults.det_norm_scale, "mean": list(defaults.det_norm_mean),
+                             "std": list(defaults.det_norm_std),
+                             **eval_transform_args(det_config, "NormalizeImage"), "order": "hwc"})
     return SystemSettings(
         det_limit_side_len=int(det_resize.get("limit_side_len", defaults.det_limit_side_len)),
         det_limit_type=str(det_resize.get("limit_type", defaults.det_limit_type)),
+        # float32 values written shortest (0.485, not 0.48500001430511475): the same float32 when read back
+        det_norm_scale=float(str(norm.scale)),
+        det_norm_mean=tuple(float(str(v)) for v in norm.mean.ravel()),
+        det_norm_std=tuple(float(str(v)) for v in norm.std.ravel()),
         det_db_thresh=float(post.get("thresh", defaults.det_db_thresh)),
         det_db_box_thresh=float(post.get("box_thresh", defaults.det_db_box_thresh)),
         det_db_unclip_ratio=float(post.get("unclip_ratio", defaults.det_db_unclip_ratio)),
@@ -370,7 +385,7 @@ def load_trained_model(model_dir: str | os.PathLike, checkpoint: str = "best_acc
     """The dygraph model a training run left in ``model_dir`` (``config.yml`` + ``<checkpoint>.pdparams``),
     in eval mode, and its config; for a DistillationModel, the member it deploys."""
     from ocrforge.config import load_config, resolve_dict_paths
-    from ocrforge.models.build import build_pretrained_model
+    from ocrforge.models.build import load_checkpoint
 
     model_dir = Path(model_dir)
     config_file, weights = model_dir / "config.yml", model_dir / f"{checkpoint}.pdparams"
@@ -381,17 +396,12 @@ def load_trained_model(model_dir: str | os.PathLike, checkpoint: str = "best_acc
                 f"run the training stage (dvc repro train_det / train_rec) first"
             )
     config = load_config(config_file)
-    config["Global"]["pretrained_model"] = str(weights)
     if config["Architecture"]["model_type"] == "rec":
         resolve_dict_paths(config)
-    import logging
-
-    quiet = logging.getLogger("ocrforge.system.load")
-    quiet.setLevel(logging.ERROR)
     from ocrforge.models.distillation import deployed_model
 
     # A distillation run's checkpoint holds every member; the system runs the one it deploys (the Student).
-    model = deployed_model(build_pretrained_model(config, logger=quiet), config)
+    model = deployed_model(load_checkpoint(config, weights), config)
     model.eval()
     return model, config
 
@@ -419,6 +429,9 @@ def read_manifest(export_dir: str | os.PathLike) -> dict:
 def settings_from_manifest(export_dir: str | os.PathLike, manifest: dict) -> SystemSettings:
     values = dict(manifest["settings"])
     values["rec_image_shape"] = tuple(values["rec_image_shape"])
+    for key in ("det_norm_mean", "det_norm_std"):  # absent from exports written before they were recorded
+        if key in values:
+            values[key] = tuple(values[key])
     values["character_dict_path"] = str(Path(export_dir) / DICT_FILE)
     return SystemSettings(**values)
 

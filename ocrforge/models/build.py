@@ -55,3 +55,28 @@ def build_pretrained_model(config: dict, logger: logging.Logger = log) -> paddle
         report = load_pdparams(model, path, logger=logger)
         logger.info("%s", report)
     return model
+
+
+def load_checkpoint(config: dict, weights: str | Path) -> paddle.nn.Layer:
+    """A finished training run's model: the architecture of its ``config.yml`` (a recogniser's head sized by its
+    dictionary) with the state dict of its checkpoint ``weights``. Strict, unlike a training start: every
+    weight of the model must be in the file with its shape, or the folder mixes two runs and this raises."""
+    arch = config["Architecture"]
+    if arch["model_type"] == "rec" and arch.get("name") != "DistillationModel":
+        glob = config["Global"]
+        model = build_model(rec_architecture(config, load_dictionary(glob["character_dict_path"],
+                                                                     bool(glob.get("use_space_char")))))
+    else:
+        model = build_model(arch)
+    state = paddle.load(str(weights))
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    misshapen = [f"{k}: file {tuple(state[k].shape)}, model {tuple(v.shape)}" for k, v in own.items()
+                 if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or misshapen:
+        problems = [f"{len(missing)} weights missing (first: {missing[:3]})"] if missing else []
+        problems += [f"{len(misshapen)} of another shape ({'; '.join(misshapen[:3])})"] if misshapen else []
+        raise ValueError(f"{weights} does not fit the model its folder's config.yml describes: {', '.join(problems)}. "
+                         f"The checkpoint and config.yml come from different runs; rerun the training stage.")
+    model.set_state_dict({k: state[k] for k in own})
+    return model

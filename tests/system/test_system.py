@@ -86,3 +86,23 @@ def test_detected_boxes_are_cut_and_ordered_as_paddleocr_does():
     boxes = [upright + [0, 30], upright, upright + [60, 4], diamond]
     expected = sorted_boxes(np.array(boxes))
     assert all(np.array_equal(boxes[i], e) for i, e in zip(crop_order(boxes), expected))
+
+
+def test_the_detector_input_is_normalised_as_its_config_says():
+    """The normalisation comes from the detector config's Eval NormalizeImage (ImageNet's statistics when it
+    has none), computed as PaddleOCR's own transform computes it during training."""
+    import paddleocr  # noqa: F401
+    from ppocr.data.imaug.operators import NormalizeImage
+
+    from ocrforge.resources import resolve_dict_path
+    from ocrforge.system import TextSystem, settings_from_configs
+
+    rec = {"Global": {"character_dict_path": resolve_dict_path("ppocr/utils/en_dict.txt")}}
+    assert settings_from_configs({}, rec).det_norm_mean == (0.485, 0.456, 0.406)
+    own = {"scale": "1./255.", "mean": [0.5, 0.4, 0.3], "std": [0.25, 0.2, 0.5], "order": "hwc"}
+    det = {"Eval": {"dataset": {"transforms": [{"DecodeImage": None}, {"NormalizeImage": own}]}}}
+    settings = settings_from_configs(det, rec)
+    assert (settings.det_norm_mean, settings.det_norm_std) == ((0.5, 0.4, 0.3), (0.25, 0.2, 0.5))
+    image = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    batch, _ = TextSystem(None, None, settings).detect_input(image)
+    assert np.array_equal(batch[0].transpose(1, 2, 0), NormalizeImage(**own)({"image": image})["image"])
