@@ -86,3 +86,22 @@ def install_plugin(tmp_path, monkeypatch):
         monkeypatch.setattr(registry, "_plugins_loaded", False)
 
     return install
+
+
+def _cuda_device_count() -> int:
+    import paddle
+
+    return paddle.device.cuda.device_count() if paddle.is_compiled_with_cuda() else 0
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run where paddle sees a CUDA device (paddlepaddle-gpu, `make install GPU=1`), and are
+    skipped elsewhere with the reason; ``gpu(2)`` asks for two devices."""
+    marked = [item for item in items if item.get_closest_marker("gpu")]
+    if not marked:
+        return
+    devices = _cuda_device_count()
+    for item in marked:
+        needed = (item.get_closest_marker("gpu").args or (1,))[0]
+        if devices < needed:
+            item.add_marker(pytest.mark.skip(reason=f"needs {needed} CUDA device(s); paddle sees {devices}"))

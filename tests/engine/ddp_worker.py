@@ -1,4 +1,5 @@
-"""Run by test_distributed.py under ``python -m paddle.distributed.launch``: 2 CPU processes (gloo)."""
+"""Run by test_distributed.py under ``python -m paddle.distributed.launch``: 2 CPU processes (gloo); by
+test_gpu.py with ``gpu`` as the second argument: 2 GPU processes (NCCL)."""
 
 import json
 import os
@@ -14,7 +15,7 @@ from engine_tiny import AccMetric, TinyLoss, TinyNet, argmax_post, make_config, 
 from ocrforge.engine import Trainer, seed_everything  # noqa: E402
 
 out_dir = sys.argv[1]
-paddle.set_device("cpu")
+paddle.set_device(sys.argv[2] if len(sys.argv) > 2 else "cpu")  # gpu: the device launch assigned
 rank, world = dist.get_rank(), dist.get_world_size()
 cfg = make_config(out_dir, epoch_num=2)
 seed_everything(cfg["Global"]["seed"])
