@@ -299,12 +299,15 @@ def serve(model_dir: Path, host: str, port: int, workers: int | None, threads: i
         sys.exit(EXIT_BAD_IMAGE)
 
 
-@main.command()
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("name")
-def stage(name: str) -> None:
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def stage(name: str, args: tuple[str, ...]) -> None:
     """Run the stage registered as NAME in ocrforge.registry.STAGES: a pipeline stage (split, train_rec, ...;
-    the script stages/NAME.py of the project in the current folder, as DVC runs it, but without recording it
-    in dvc.lock) or one a plugin registered."""
+    the script stages/NAME.py of the project in the current folder with the arguments of its cmd in dvc.yaml,
+    as DVC runs it, but without recording it in dvc.lock) or one a plugin registered. ARGS go to a pipeline
+    stage's script after dvc.yaml's; an option given again wins (eval and benchmark: --input FOLDER --out PATH
+    score any PPOCRLabel folder)."""
     from ocrforge.registry import STAGES
 
     try:
@@ -312,11 +315,14 @@ def stage(name: str) -> None:
     except KeyError as exc:
         _echo(_error(exc.args[0] if exc.args else str(exc)))
         sys.exit(EXIT_MISSING)
-    from ocrforge.stages_registry import StageScriptMissing
+    from ocrforge.stages_registry import PIPELINE_STAGES, StageCommandError, StageScriptMissing
 
+    if args and name not in PIPELINE_STAGES:
+        _echo(_error(f"stage {name!r} (a plugin's) takes no arguments; got {' '.join(args)}"))
+        sys.exit(EXIT_MISSING)
     try:
-        run()
-    except StageScriptMissing as exc:
+        run(*args)
+    except (StageScriptMissing, StageCommandError) as exc:
         _echo(_error(str(exc)))
         sys.exit(EXIT_MISSING)
 

@@ -288,10 +288,21 @@ def section(params: dict, name: str) -> dict:
     return params[name]
 
 
-def evaluation_parser(description: str, p: dict) -> argparse.ArgumentParser:
-    """The command line of a stage that scores a test set (eval, benchmark): ``--input``, ``--limit`` and
-    ``--case-insensitive``, their defaults from the stage's params section ``p``."""
+def stage_parser(description: str, **paths: str) -> argparse.ArgumentParser:
+    """The command line of a pipeline stage script: a required ``--NAME PATH`` for each folder or file it reads
+    or writes (``paths`` maps NAME to its help). dvc.yaml's ``cmd`` gives them, so dvc.yaml alone shows each
+    stage's data flow; ``ocrforge stage NAME`` runs the script with the same arguments."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, help_text in paths.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=True, metavar="PATH", help=help_text)
+    return parser
+
+
+def evaluation_parser(description: str, p: dict, **paths: str) -> argparse.ArgumentParser:
+    """The command line of a stage that scores a test set (eval, benchmark): its ``paths`` (as
+    :func:`stage_parser`), ``--input``, ``--limit`` and ``--case-insensitive``, their defaults from the stage's
+    params section ``p``."""
+    parser = stage_parser(description, **paths)
     parser.add_argument("--input", default=p.get("input") or "", help="a PPOCRLabel folder (default: the test split)")
     parser.add_argument("--limit", type=int, default=int(p.get("limit", 0)), help="the first N images (0: all)")
     parser.add_argument("--case-insensitive", action="store_true", default=not p.get("case_sensitive", True),

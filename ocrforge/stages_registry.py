@@ -1,18 +1,22 @@
 """The pipeline's stages in :data:`ocrforge.registry.STAGES`, for ``ocrforge stage NAME``.
 
 Each built-in stage runs the project's own script ``stages/NAME.py`` from the current folder (the project
-root, where ``dvc.yaml`` and ``params.yaml`` are), exactly as ``dvc repro`` runs its ``cmd`` (``python
-stages/NAME.py``), but without DVC: nothing is recorded in ``dvc.lock``, so ``dvc status`` then shows the
-stage as changed. The scripts stay outside the package (they are the DVC stages' ``cmd``); this module only
-names them. A plugin registers a stage of its own with ``@STAGES.register("name")`` on a function taking no
-arguments.
+root, where ``dvc.yaml`` and ``params.yaml`` are), with the arguments of its ``cmd`` in dvc.yaml (``${...}``
+filled in from params.yaml), exactly as ``dvc repro`` runs it, but without DVC: nothing is recorded in
+``dvc.lock``, so ``dvc status`` then shows the stage as changed. Arguments given after the name follow
+dvc.yaml's, so an option given again wins (``ocrforge stage eval --input FOLDER --out reports/x``). The
+scripts stay outside the package (they are the DVC stages' ``cmd``); this module only names them. A plugin
+registers a stage of its own with ``@STAGES.register("name")`` on a function taking no arguments.
 """
 
 from __future__ import annotations
 
+import re
 import runpy
+import shlex
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from ocrforge.registry import STAGES
 
@@ -29,14 +33,48 @@ class StageScriptMissing(FileNotFoundError):
     """``ocrforge stage NAME`` was run outside a project folder holding ``stages/NAME.py``."""
 
 
+class StageCommandError(ValueError):
+    """A stage's ``cmd`` in dvc.yaml that ``ocrforge stage`` cannot turn into the script's arguments."""
+
+
 def stage_script(name: str, root: str | Path = ".") -> Path:
     """The script of pipeline stage ``name`` under the project folder ``root``."""
     return Path(root) / "stages" / f"{name}.py"
 
 
-def run_stage_script(name: str, root: str | Path = ".") -> None:
-    """Run ``stages/<name>.py`` of the project in ``root`` as ``python stages/<name>.py`` would (its
-    ``__main__`` block, no command-line arguments, so every setting comes from ``params.yaml``)."""
+def stage_arguments(name: str, root: str | Path = ".") -> list[str]:
+    """The arguments dvc.yaml's ``cmd`` gives ``stages/<name>.py`` in the project in ``root``, each ``${key}``
+    replaced by params.yaml's value, as DVC fills it in."""
+    import yaml
+
+    root = Path(root)
+    dvc_file = next((f for f, names in DVC_FILES.items() if name in names), "dvc.yaml")
+    try:
+        stage = yaml.safe_load((root / dvc_file).read_text(encoding="utf-8"))["stages"][name]
+    except (OSError, KeyError, TypeError) as exc:
+        raise StageScriptMissing(f"stage {name} not found in {(root / dvc_file).resolve()} ({exc}); run "
+                                 f"`ocrforge stage {name}` in the ocrforge project folder") from exc
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
+
+    def value(match: re.Match) -> str:
+        node = params
+        for key in match.group(1).split("."):
+            if not isinstance(node, dict) or key not in node:
+                raise StageCommandError(f"{dvc_file}'s {name} cmd uses ${{{match.group(1)}}}, which params.yaml "
+                                        f"lacks; add the key to params.yaml or fix the cmd")
+            node = node[key]
+        return str(node)
+
+    words = shlex.split(re.sub(r"\$\{([^}]+)\}", value, str(stage["cmd"])), comments=True)
+    script = f"stages/{name}.py"
+    if script not in words:
+        raise StageCommandError(f"{dvc_file}'s {name} cmd does not run {script}: {stage['cmd']!r}")
+    return words[words.index(script) + 1:]
+
+
+def run_stage_script(name: str, root: str | Path = ".", extra_args: Sequence[str] = ()) -> None:
+    """Run ``stages/<name>.py`` of the project in ``root`` as dvc.yaml's ``cmd`` runs it (its ``__main__``
+    block, with :func:`stage_arguments`), then ``extra_args``."""
     script = stage_script(name, root)
     if not script.is_file():
         raise StageScriptMissing(
@@ -44,7 +82,7 @@ def run_stage_script(name: str, root: str | Path = ".") -> None:
             f"(the one holding dvc.yaml, params.yaml and stages/)"
         )
     argv = sys.argv
-    sys.argv = [str(script)]
+    sys.argv = [str(script), *stage_arguments(name, root), *extra_args]
     try:
         runpy.run_path(str(script), run_name="__main__")
     finally:
@@ -52,11 +90,12 @@ def run_stage_script(name: str, root: str | Path = ".") -> None:
 
 
 def _register(name: str) -> None:
-    def run() -> None:
-        run_stage_script(name)
+    def run(*extra_args: str) -> None:
+        run_stage_script(name, ".", extra_args)
 
     run.__name__ = run.__qualname__ = f"stage_{name}"
-    run.__doc__ = f"The pipeline stage {name}: stages/{name}.py of the project in the current folder."
+    run.__doc__ = (f"The pipeline stage {name}: stages/{name}.py of the project in the current folder, with "
+                   f"dvc.yaml's arguments, then ``extra_args``.")
     STAGES.register(name)(run)
 
 

@@ -4,7 +4,9 @@ Writes reports/eval/metrics.json, predictions.jsonl, gallery/ and README.md; wit
 off-the-shelf models' figures on the same images (section ``zero_shot``). Any PPOCRLabel folder can be
 evaluated through the same code, outside the pipeline:
 
-    python stages/eval.py --input ../shared/datasets/sroie100 --out reports/eval_sroie100 --case-insensitive
+    ocrforge stage eval --input ../shared/datasets/sroie100 --out reports/eval_sroie100 --case-insensitive
+
+(``ocrforge stage`` adds dvc.yaml's arguments: the models, the split; later options win.)
 """
 
 import sys
@@ -13,27 +15,20 @@ from pathlib import Path
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this project's ocrforge, whichever Python runs it
 import ocrforge.environment  # noqa: E402,F401  (one line saying what to run when this Python lacks the stack)
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from ocrforge.evaluate import evaluate, load_det_label_file, load_ppocrlabel_folder
+from ocrforge.evaluate import evaluate, load_testset
 from ocrforge.log import get_logger
 from ocrforge.params import evaluation_parser, load_params
 from ocrforge.system import load_trained_system
 
-DATA_DIR = "data/split"
-OUT_DIR = "reports/eval"
-
 
 def main() -> None:
     p = load_params().get("eval") or {}
-    parser = evaluation_parser(__doc__, p)
-    parser.add_argument("--out", default=OUT_DIR)
-    args = parser.parse_args()
+    args = evaluation_parser(__doc__, p, data="the split folder (its det/test.txt is the test set)",
+                             det="the detector's training run (params eval.detector)",
+                             rec="the recogniser's training run", out="the reports folder to write").parse_args()
     log = get_logger("stage.eval")
-    samples = load_ppocrlabel_folder(args.input) if args.input else \
-        load_det_label_file(Path(DATA_DIR) / "det" / "test.txt", DATA_DIR)
-    if args.limit:
-        samples = samples[: args.limit]
-    detector = p.get("detector") or "models/det"  # models/distill_det: the distilled Student
-    system = load_trained_system(detector, "models/rec", p.get("checkpoint", "best_accuracy"),
+    samples = load_testset(args.input or args.data, args.limit)
+    system = load_trained_system(args.det, args.rec, p.get("checkpoint", "best_accuracy"),
                                  drop_score=p.get("drop_score"))
     evaluate(system, samples, args.out, gallery_size=int(p.get("gallery_size", 12)),
              case_sensitive=not args.case_insensitive, logger=log, zero_shot=p.get("zero_shot") or ())

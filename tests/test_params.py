@@ -130,6 +130,8 @@ def test_epochs_0_fails_before_any_checkpoint_is_deleted(repo_root, tmp_path, mo
     for n, data in kept.items():
         (tmp_path / "models" / "rec" / n).write_bytes(data)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["train_rec.py", "--data", "data/split", "--out", "models/rec",
+                                     "--reports", "reports/train_rec"])  # dvc.yaml's arguments
     with pytest.raises(ParamsError, match="train_rec.epochs must be an integer >= 1; got 0"):
         train_rec.main()
     assert {n: (tmp_path / "models" / "rec" / n).read_bytes() for n in kept} == kept

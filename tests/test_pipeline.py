@@ -52,7 +52,8 @@ def undeclared_code_deps(repo: Path, trace_dir: Path) -> dict:
 
     stages = {name: stage for dvc_file in DVC_FILES
               for name, stage in yaml.safe_load((repo / dvc_file).read_text())["stages"].items()}
-    by_script = {Path(stage["cmd"].split()[-1]).stem: name for name, stage in stages.items()}
+    by_script = {next(Path(word).stem for word in stage["cmd"].split() if word.endswith(".py")): name
+                 for name, stage in stages.items()}
     loaded: dict[str, set] = {}
     for record in trace_dir.glob("*.json"):
         loaded.setdefault(by_script[record.name.split(".")[0]], set()).update(json.loads(record.read_text()))
@@ -154,7 +155,7 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
     # eval.detector picks the distilled Student: eval and export run again on it, the rest stays
     params = (repo / "params.yaml").read_text()
     (repo / "params.yaml").write_text(params.replace("detector: models/det", "detector: models/distill_det", 1))
-    student = dvc(repo, "repro", "export", env_extra=tracing_imports(trace_dir))
+    student = dvc(repo, "repro", "eval", "export", env_extra=tracing_imports(trace_dir))
     assert student.returncode == 0, student.stdout[-3000:] + student.stderr[-3000:]
     assert undeclared_code_deps(repo, trace_dir) == {}
     assert "Running stage 'eval'" in student.stdout and "Running stage 'export'" in student.stdout

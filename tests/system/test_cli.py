@@ -70,6 +70,7 @@ def test_stage_split_runs_the_real_stage(repo_root, tmp_path, monkeypatch):
     generate_demo_dataset(tmp_path / "labels", DemoConfig(num_images=10, seed=3, width=160, height=120))
     (tmp_path / "stages").mkdir()
     shutil.copy(repo_root / "stages" / "split.py", tmp_path / "stages" / "split.py")
+    shutil.copy(repo_root / "dvc.yaml", tmp_path / "dvc.yaml")
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     params["split"]["input"] = "labels"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"split": params["split"],
@@ -80,6 +81,15 @@ def test_stage_split_runs_the_real_stage(repo_root, tmp_path, monkeypatch):
     report = json.loads((tmp_path / "reports" / "split.json").read_text())
     assert {name: counts["images"] for name, counts in report["splits"].items()} == {"train": 6, "val": 2, "test": 2}
     assert (tmp_path / "data" / "split").is_dir()
+    # arguments after the name follow dvc.yaml's: an option given again wins
+    code, out = run("stage", "split", "--out", "data/other", "--report", "reports/other.json")
+    assert code == 0, out
+    assert json.loads((tmp_path / "reports" / "other.json").read_text())["splits"] == report["splits"]
+    assert (tmp_path / "data" / "other" / "det" / "train.txt").is_file()
+    # a cmd naming a param that params.yaml lacks says so
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"split": {}, "dictionary": params["dictionary"]}))
+    code, out = run("stage", "split")
+    assert code == 1 and "uses ${split.input}, which params.yaml lacks" in json.loads(out)["error"]
 
 
 def test_stage_outside_a_project_says_where_to_run_it(tmp_path, monkeypatch):
