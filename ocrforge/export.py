@@ -228,29 +228,12 @@ def _read_config(model_dir) -> dict:
 
 
 def compare_systems(reference, candidate, images: list[np.ndarray], names: list[str] | None = None) -> dict:
-    """Run two systems on the same images and measure how far apart they read.
+    """How far apart two systems read the same images (:func:`ocrforge.parity.compare_reads`), ``"same"`` only
+    within the export's tolerances: boxes within PARITY_BOX_TOLERANCE_PX, scores within PARITY_SCORE_TOLERANCE."""
+    from ocrforge.parity import compare_reads, system_reads
 
-    Returns ``{"images", "lines", "max_box_diff_px", "max_score_diff", "text_mismatches": [...],
-    "line_count_mismatches": [...], "same": bool}``; lines are compared in reading order.
-    """
-    names = names or [f"image {i}" for i in range(len(images))]
-    report = {"images": len(images), "lines": 0, "max_box_diff_px": 0.0, "max_score_diff": 0.0,
-              "text_mismatches": [], "line_count_mismatches": []}
-    for name, image in zip(names, images):
-        a, b = reference(image), candidate(image)
-        if len(a.lines) != len(b.lines):
-            report["line_count_mismatches"].append({"image": name, "reference": len(a.lines), "candidate": len(b.lines)})
-            continue
-        report["lines"] += len(a.lines)
-        for la, lb in zip(a.lines, b.lines):
-            report["max_box_diff_px"] = max(report["max_box_diff_px"], float(np.abs(la.box - lb.box).max()))
-            report["max_score_diff"] = max(report["max_score_diff"], abs(la.score - lb.score))
-            if la.text != lb.text:
-                report["text_mismatches"].append({"image": name, "reference": la.text, "candidate": lb.text})
-    report["same"] = (not report["text_mismatches"] and not report["line_count_mismatches"]
-                      and report["max_box_diff_px"] <= PARITY_BOX_TOLERANCE_PX
-                      and report["max_score_diff"] <= PARITY_SCORE_TOLERANCE)
-    return report
+    return compare_reads(system_reads(reference), system_reads(candidate), images, names,
+                         box_tolerance_px=PARITY_BOX_TOLERANCE_PX, score_tolerance=PARITY_SCORE_TOLERANCE)
 
 
 class _Recording:

@@ -2,7 +2,8 @@
 
 The values that turn a probability map into boxes move with fine-tuning: on sroie100 the shipped PP-OCRv4
 detector scores its best at unclip 1.3 and 0.17 lower at 2.0, and a fine-tuned one the other way round. The
-maps are computed once per image; each setting re-runs only the box extraction.
+maps are computed once per image by the inference pipeline (:meth:`ocrforge.system.TextSystem.detect_maps`);
+each setting re-runs only :func:`ocrforge.system.boxes_from_maps`, the step the deployed system runs.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -20,31 +21,6 @@ from ocrforge.data.ppocrlabel import TextLine
 from ocrforge.metrics.det_metric import precision_recall_hmean, score_detections
 
 log = logging.getLogger(__name__)
-
-DetectorFn = Callable[[np.ndarray], np.ndarray]
-"""(1, 3, H, W) float32 normalised image -> (1, 1, H, W) shrink probability map."""
-
-
-def probability_maps(detector: DetectorFn, images: Sequence[np.ndarray], det_config: dict) -> list[tuple]:
-    """``(maps (1, 1, H, W), shape (1, 4))`` per HWC uint8 BGR image, pre-processed as the config's Eval
-    transforms say (DetResizeForTest and NormalizeImage; without them, side 960 and ImageNet's statistics)."""
-    import paddleocr  # noqa: F401  (puts the wheel's ``ppocr`` package on sys.path)
-    from ppocr.data.imaug.operators import DetResizeForTest, NormalizeImage, ToCHWImage
-
-    from ocrforge.config import eval_transform_args
-
-    resize_args = eval_transform_args(det_config, "DetResizeForTest") or {"limit_side_len": 960, "limit_type": "max"}
-    resize = DetResizeForTest(**resize_args)
-    normalize = NormalizeImage(**{"scale": "1./255.", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-                                  "order": "hwc", **eval_transform_args(det_config, "NormalizeImage")})
-    to_chw = ToCHWImage()
-    out = []
-    for image in images:
-        data = to_chw(normalize(resize({"image": image})))
-        batch = np.ascontiguousarray(data["image"][None], dtype=np.float32)
-        out.append((detector(batch), np.asarray(data["shape"], dtype=np.float32)[None]))
-    return out
-
 
 def search_db_postprocess(
     maps: Sequence[tuple], ground_truths: Sequence[Sequence[TextLine]], post_process: dict,
@@ -58,6 +34,7 @@ def search_db_postprocess(
     "best": row, "changed": bool}``.
     """
     from ocrforge.postprocess import DBPostProcess
+    from ocrforge.system import boxes_from_maps
 
     if len(maps) != len(ground_truths):
         raise ValueError(f"search_db_postprocess: {len(maps)} maps but {len(ground_truths)} ground truths")
@@ -72,7 +49,7 @@ def search_db_postprocess(
         db = DBPostProcess(unclip_ratio=unclip, box_thresh=box_thresh, **fixed)
         matched = det_care = gt_care = 0
         for (prob, shape), lines in zip(maps, ground_truths):
-            boxes = db({"maps": prob}, shape)[0]["points"]
+            boxes = boxes_from_maps(db, prob, shape)  # exactly what the deployed system would detect
             score = score_detections(
                 [np.asarray(b, dtype=np.float32) for b in boxes],
                 [line.box for line in lines],
@@ -101,13 +78,12 @@ def tune_det_postprocess(
     """After a detector's training: score the DBPostProcess grid on the validation images with the
     ``checkpoint`` weights, write the table to ``report_file`` (JSON) and the best pair into
     ``model_dir/config.yml``'s PostProcess, which evaluation and export read."""
-    import paddle
-
     from ocrforge.config import dump_config, load_config
     from ocrforge.data.det_labels import load_det_label_file
     from ocrforge.data.images import read_image
-    from ocrforge.models.distillation import deployed_model
     from ocrforge.models.build import load_checkpoint
+    from ocrforge.models.distillation import deployed_model
+    from ocrforge.system import DygraphRunner, TextSystem, settings_from_configs
 
     model_dir = Path(model_dir)
     config_file, weights = model_dir / "config.yml", model_dir / f"{checkpoint}.pdparams"
@@ -118,15 +94,10 @@ def tune_det_postprocess(
     post = dict(config.get("PostProcess") or {})
     result = {"searched": bool(unclip_ratios or box_threshes), "images": len(samples)}
     if result["searched"]:
-        model = deployed_model(load_checkpoint(config, weights), config)
-        model.eval()
-
-        def detector(batch: np.ndarray) -> np.ndarray:
-            with paddle.no_grad():
-                out = model(paddle.to_tensor(batch))
-            return (out["maps"] if isinstance(out, dict) else out).numpy()
-
-        maps = probability_maps(detector, [read_image(s.path) for s in samples], config)
+        # the maps once, through the inference pipeline itself (pre-processing as the config's Eval says)
+        system = TextSystem(DygraphRunner(deployed_model(load_checkpoint(config, weights), config)), None,
+                            settings_from_configs(config))
+        maps = [system.detect_maps(read_image(s.path)) for s in samples]
         result.update(search_db_postprocess(maps, [s.lines for s in samples], post, unclip_ratios, box_threshes))
         best = result["best"]
         for row in result["rows"]:

@@ -194,6 +194,14 @@ def order_clockwise(points: np.ndarray) -> np.ndarray:
     return rect
 
 
+def boxes_from_maps(post_process, maps: np.ndarray, shape: np.ndarray) -> list[np.ndarray]:
+    """The boxes a DB ``post_process`` finds in shrink ``maps`` (1, 1, H', W'), in the source image of ``shape``
+    (the (1, 4) row of :meth:`TextSystem.detect_maps`), cleaned by :func:`clean_boxes`: what the system detects,
+    and what the post-process search scores for each pair of its grid."""
+    boxes = post_process({"maps": maps}, shape)[0]["points"]
+    return clean_boxes(np.asarray(boxes).reshape(-1, 4, 2), (int(shape[0, 0]), int(shape[0, 1])))
+
+
 def clean_boxes(boxes: np.ndarray, image_shape: tuple[int, ...]) -> list[np.ndarray]:
     """Boxes ordered clockwise, clipped to the image in whole pixels; boxes 3 px or less wide or high dropped."""
     height, width = image_shape[:2]
@@ -253,7 +261,8 @@ class TextSystem:
 
         from ocrforge.postprocess import CTCLabelDecode, DBPostProcess
 
-        if not settings.character_dict_path or not Path(settings.character_dict_path).is_file():
+        if recognizer is not None and (not settings.character_dict_path
+                                       or not Path(settings.character_dict_path).is_file()):
             raise FileNotFoundError(
                 f"character dictionary {settings.character_dict_path!r} not found; the recogniser's classes "
                 f"are read from it (Global.character_dict_path of the rec config, or dict.txt of the export)"
@@ -278,7 +287,7 @@ class TextSystem:
             use_dilation=settings.use_dilation,
             score_mode=settings.det_db_score_mode,
         )
-        self._decode = CTCLabelDecode(
+        self._decode = None if recognizer is None else CTCLabelDecode(
             character_dict_path=settings.character_dict_path, use_space_char=settings.use_space_char
         )
 
@@ -292,12 +301,15 @@ class TextSystem:
             batch[0, c] = cv2.LUT(channel, self._det_luts[c]).reshape(channel.shape)
         return batch, np.asarray(data["shape"], dtype=np.float32)[None]
 
+    def detect_maps(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The detector's shrink maps (1, 1, H', W') of an HWC uint8 BGR image, and the shape row
+        ``[src_h, src_w, ratio_h, ratio_w]`` (1, 4) that maps them back to the image."""
+        batch, shape = self.detect_input(image)
+        return self.detector(batch), shape
+
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
         """Text boxes of an HWC uint8 BGR image: a list of (4, 2) float32 quads, clockwise from top-left."""
-        batch, shape = self.detect_input(image)
-        maps = self.detector(batch)
-        boxes = self._db({"maps": maps}, shape)[0]["points"]
-        return clean_boxes(np.asarray(boxes).reshape(-1, 4, 2), image.shape)
+        return boxes_from_maps(self._db, *self.detect_maps(image))
 
     def recognize(self, crops: Sequence[np.ndarray], batch_size: int | None = None) -> list[tuple[str, float]]:
         """``(text, score)`` for each crop (HWC uint8 BGR), in the given order; batches of ``batch_size``
@@ -346,18 +358,20 @@ def check_image(image) -> None:
 # ---------------------------------------------------------------------------- loading
 
 
-def settings_from_configs(det_config: dict, rec_config: dict) -> SystemSettings:
-    """The settings a trained det and rec config imply (Eval transforms, PostProcess, dictionary)."""
+def settings_from_configs(det_config: dict, rec_config: dict | None = None) -> SystemSettings:
+    """The settings a trained det and rec config imply (Eval transforms, PostProcess, dictionary); without a
+    rec config, the recogniser's are the defaults (a detection-only system)."""
     from ocrforge.config import eval_transform_args
 
     import paddleocr  # noqa: F401  (puts the wheel's ``ppocr`` package on sys.path)
     from ppocr.data.imaug.operators import NormalizeImage
 
     det_resize = eval_transform_args(det_config, "DetResizeForTest")
-    rec_resize = eval_transform_args(rec_config, "RecResizeImg")
+    rec_resize = eval_transform_args(rec_config or {}, "RecResizeImg")
     post = det_config.get("PostProcess") or {}
-    glob = rec_config["Global"]
     defaults = SystemSettings()
+    glob = rec_config["Global"] if rec_config else {"character_dict_path": defaults.character_dict_path,
+                                                    "use_space_char": defaults.use_space_char}
     # parsed by PaddleOCR's own transform, which training used: its scale may be a string such as "1./255."
     norm = NormalizeImage(**{"scale": defaults.det_norm_scale, "mean": list(defaults.det_norm_mean),
                              "std": list(defaults.det_norm_std),

@@ -135,8 +135,10 @@ def test_benchmark_writes_every_engine(exported_dir, tiny_split, tmp_path):
     assert "backend=onnx" in saved["engines"]["ocrforge"]["label"]
     assert "backend=paddle" in saved["engines"]["ocrforge_paddle"]["label"]
     for name in ("ocrforge", "ocrforge_paddle"):
-        assert saved[f"{name}_vs_paddleocr_reads"] == {"images": 2, "identical": 2, "all_identical": True,
-                                                       "mismatches": []}
+        reads = saved[f"{name}_vs_paddleocr_reads"]
+        assert {k: reads[k] for k in ("images", "identical", "all_identical", "mismatches")} == \
+            {"images": 2, "identical": 2, "all_identical": True, "mismatches": []}
+        assert reads["lines"] > 0 and reads["max_box_diff_px"] <= 1.0
     # The process pool reads exactly as ours in one process; its worker's memory is counted.
     assert saved["engines"]["ocrforge_pool"]["accuracy"] == ours
     assert saved["ocrforge_pool_vs_paddleocr_reads"]["identical"] == saved["ocrforge_vs_paddleocr_reads"]["identical"]
@@ -223,7 +225,7 @@ class ScriptedEngine:
 def test_measuring_with_scripted_engines():
     """Passes are interleaved engine by engine after the warm-ups, every figure is counted per pass, and
     accuracy and read parity score what each engine returned."""
-    from ocrforge.benchmark import compare_reads, measure_accuracy, measure_speed
+    from ocrforge.benchmark import compare_engines, measure_accuracy, measure_speed
     from ocrforge.data.ppocrlabel import TextLine
 
     box_a, box_b = ((10, 10), (50, 10), (50, 30), (10, 30)), ((10, 40), (51, 40), (51, 60), (10, 60))
@@ -249,6 +251,6 @@ def test_measuring_with_scripted_engines():
     good, bad = measure_accuracy(engines["good"], data), measure_accuracy(engines["bad"], data)
     assert good["e2e"]["hmean"] == 1.0 and good["e2e"]["full_text_acc"] == 1.0 and good["rec"]["acc"] == 1.0
     assert bad["e2e"]["precision"] == 0.0 and bad["e2e"]["recall"] == 0.0 and bad["e2e"]["full_text_acc"] == 0.0
-    parity = compare_reads(engines["good"], engines["bad"], data)
+    parity = compare_engines(engines["good"], engines["bad"], data)
     assert parity["identical"] == 0 and parity["mismatches"][1] == {"image": "b", "good": ["CD34"], "bad": []}
-    assert compare_reads(engines["good"], engines["good"], data)["all_identical"] is True
+    assert compare_engines(engines["good"], engines["good"], data)["all_identical"] is True

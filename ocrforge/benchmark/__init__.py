@@ -46,14 +46,14 @@ from ocrforge.benchmark.engines import (OcrforgeEngine, OcrforgePoolEngine, Padd
                                         equal_threads_args)
 from ocrforge.benchmark.limit import distance_to_limit
 from ocrforge.benchmark.machine import count_parameters, cpu_model, machine_info, model_figures
-from ocrforge.benchmark.measure import (PeakRSS, compare_reads, measure_accuracy, measure_memory_alone,
+from ocrforge.benchmark.measure import (PeakRSS, compare_engines, measure_accuracy, measure_memory_alone,
                                         measure_speed, summarize)
 from ocrforge.benchmark.report import benchmark_markdown, write_reports
 from ocrforge.benchmark.settings import ENGINES, REFERENCE, SPEED_KEYS, BenchmarkSettings
 
 __all__ = [
     "ENGINES", "REFERENCE", "SPEED_KEYS", "BenchmarkData", "BenchmarkSettings", "OcrforgeEngine", "OcrforgePoolEngine",
-    "PaddleOCREngine", "PeakRSS", "benchmark_markdown", "build_engine", "compare_reads", "count_parameters", "cpu_model",
+    "PaddleOCREngine", "PeakRSS", "benchmark_markdown", "build_engine", "compare_engines", "count_parameters", "cpu_model",
     "distance_to_limit", "equal_threads_args", "load_benchmark_data", "machine_info", "measure_accuracy",
     "measure_memory_alone", "measure_speed", "model_figures", "run_benchmark", "summarize", "write_reports",
 ]
@@ -107,7 +107,7 @@ def run_benchmark(export_dir: str | os.PathLike, data: BenchmarkData,
     }
     for name in ("ocrforge", "ocrforge_paddle", "ocrforge_pool"):
         if REFERENCE in engines and name in engines:
-            report[f"{name}_vs_paddleocr_reads"] = compare_reads(engines[REFERENCE], engines[name], data)
+            report[f"{name}_vs_paddleocr_reads"] = compare_engines(engines[REFERENCE], engines[name], data)
     if settings.flops:
         report["limit"] = distance_to_limit(export_dir, list(engines), speed, data, settings.thread_count)
     for engine in engines.values():

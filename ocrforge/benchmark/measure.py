@@ -125,22 +125,13 @@ def measure_accuracy(engine, data: BenchmarkData, case_sensitive: bool = True) -
     return figures
 
 
-def compare_reads(reference, candidate, data: BenchmarkData, box_tolerance_px: float = 1.0) -> dict:
-    """Do two engines read the images alike? Same texts and, sorted, the same boxes within ``box_tolerance_px``."""
-    same, mismatches = 0, []
-    for name, image in zip(data.names, data.images):
-        a, b = reference.read(image), candidate.read(image)
-        texts_a, texts_b = sorted(t for _, t, _ in a), sorted(t for _, t, _ in b)
-        boxes_a = sorted(np.asarray(box, dtype=np.float64).reshape(-1).tolist() for box, _, _ in a)
-        boxes_b = sorted(np.asarray(box, dtype=np.float64).reshape(-1).tolist() for box, _, _ in b)
-        boxes_same = len(boxes_a) == len(boxes_b) and all(
-            np.abs(np.subtract(x, y)).max() <= box_tolerance_px for x, y in zip(boxes_a, boxes_b))
-        if texts_a == texts_b and boxes_same:
-            same += 1
-        elif len(mismatches) < 10:
-            mismatches.append({"image": name, reference.name: texts_a, candidate.name: texts_b})
-    return {"images": len(data.images), "identical": same, "all_identical": same == len(data.images),
-            "mismatches": mismatches}
+def compare_engines(reference, candidate, data: BenchmarkData, box_tolerance_px: float = 1.0) -> dict:
+    """Do two engines read the images alike (:func:`ocrforge.parity.compare_reads` of their ``read``): the same
+    texts and boxes within ``box_tolerance_px``; scores are not compared (each engine computes its own)."""
+    from ocrforge.parity import compare_reads
+
+    return compare_reads(reference.read, candidate.read, data.images, data.names, box_tolerance_px=box_tolerance_px,
+                         labels=(reference.name, candidate.name))
 
 
 def _memory_probe(name: str, export_dir: str, settings: BenchmarkSettings, data: BenchmarkData, queue) -> None:
