@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ocrforge.reading_order import reading_order
+from ocrforge.reading_order import box_points, reading_order
 
 Read = tuple  # (box (4, 2) in source pixels, text, score)
 
@@ -46,7 +46,7 @@ def compare_reads(reference: Callable[[np.ndarray], list[Read]], candidate: Call
         else:
             report["lines"] += len(a)
             for (box_a, text_a, score_a), (box_b, text_b, score_b) in zip(a, b):
-                box_diff = float(np.abs(_corners(box_a) - _corners(box_b)).max())
+                box_diff = float(np.abs(box_points(box_a) - box_points(box_b)).max())
                 score_diff = abs(float(score_a) - float(score_b))
                 report["max_box_diff_px"] = max(report["max_box_diff_px"], box_diff)
                 report["max_score_diff"] = max(report["max_score_diff"], score_diff)
@@ -63,10 +63,6 @@ def compare_reads(reference: Callable[[np.ndarray], list[Read]], candidate: Call
     return report
 
 
-def _corners(box) -> np.ndarray:
-    return np.asarray(box, dtype=np.float64).reshape(-1, 2)
-
-
 def _in_reading_order(reads: list[Read]) -> list[Read]:
     reads = list(reads)
-    return [reads[i] for i in reading_order([_corners(box) for box, _, _ in reads])] if reads else []
+    return [reads[i] for i in reading_order([box_points(box) for box, _, _ in reads])] if reads else []
