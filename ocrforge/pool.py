@@ -89,6 +89,7 @@ class OCRPool:
         self.model_dir = Path(model_dir)
         self.options = options
         self.restarts = 0  # fresh pools started after a worker died
+        self._seen: dict = {}  # pid -> worker process of the current executor, as last seen
         self._pool = self._start()
         try:  # every worker loads its predictors now, not in the first timed call
             list(self._pool.map(_read, [np.zeros((32, 32, 3), np.uint8)] * self.workers))
@@ -178,10 +179,13 @@ class OCRPool:
 
     def _submit(self, read, item) -> Future:
         try:
-            return self._pool.submit(read, item)
+            future = self._pool.submit(read, item)
         except BrokenProcessPool:  # a worker died while the pool was idle
             self._restart()
-            return self._pool.submit(read, item)
+            future = self._pool.submit(read, item)
+        # the executor forgets its dead workers when it breaks; keep them to say how they ended
+        self._seen.update((getattr(self._pool, "_processes", None) or {}).items())
+        return future
 
     def _read_alone(self, read, item, died_before: str) -> OcrResult | Exception:
         """Read one image that was in flight when a worker died, alone on the pool, so that a second death is
@@ -201,7 +205,7 @@ class OCRPool:
     def _dead_workers(self) -> str:
         """How the pool's dead workers ended, e.g. ``killed by SIGKILL`` (not those the executor itself then
         terminated with SIGTERM, unless nothing else is known)."""
-        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        processes = list({**self._seen, **(getattr(self._pool, "_processes", None) or {})}.values())
         for process in processes:
             process.join(timeout=1.0)
         codes = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
@@ -230,6 +234,7 @@ class OCRPool:
     def _restart(self) -> None:
         """Replace a broken executor with a fresh one (its workers load the models on their first image)."""
         self._discard()
+        self._seen = {}
         self._pool = self._start()
         self.restarts += 1
 
