@@ -1,8 +1,8 @@
 """The pipeline's stages in :data:`ocrforge.registry.STAGES`, for ``ocrforge stage NAME``.
 
 Each built-in stage runs the project's own script ``stages/NAME.py`` from the current folder (the project
-root, where ``dvc.yaml`` and ``params.yaml`` are), with the arguments of its ``cmd`` in dvc.yaml (``${...}``
-filled in from params.yaml), exactly as ``dvc repro`` runs it, but without DVC: nothing is recorded in
+root, where ``dvc.yaml`` and ``params.yaml`` are), with the arguments of its ``cmd`` in dvc.yaml (resolved by
+DVC itself: ``${...}`` from params.yaml), exactly as ``dvc repro`` runs it, but without DVC: nothing is recorded in
 ``dvc.lock``, so ``dvc status`` then shows the stage as changed. Arguments given after the name follow
 dvc.yaml's, so an option given again wins (``ocrforge stage eval --input FOLDER --out reports/x``). The
 scripts stay outside the package (they are the DVC stages' ``cmd``); this module only names them. A plugin
@@ -11,7 +11,6 @@ registers a stage of its own with ``@STAGES.register("name")`` on a function tak
 
 from __future__ import annotations
 
-import re
 import runpy
 import shlex
 import sys
@@ -43,32 +42,27 @@ def stage_script(name: str, root: str | Path = ".") -> Path:
 
 
 def stage_arguments(name: str, root: str | Path = ".") -> list[str]:
-    """The arguments dvc.yaml's ``cmd`` gives ``stages/<name>.py`` in the project in ``root``, each ``${key}``
-    replaced by params.yaml's value, as DVC fills it in."""
-    import yaml
+    """The arguments dvc.yaml's ``cmd`` gives ``stages/<name>.py`` in the project in ``root``, resolved by DVC's
+    own templating (``vars``, ``${...}`` from params.yaml), so they are exactly what ``dvc repro`` runs."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
 
     root = Path(root)
     dvc_file = next((f for f, names in DVC_FILES.items() if name in names), "dvc.yaml")
+    if not (root / dvc_file).is_file():
+        raise StageScriptMissing(f"{(root / dvc_file).resolve()} not found; run `ocrforge stage {name}` in the "
+                                 f"ocrforge project folder (the one holding dvc.yaml, params.yaml and stages/)")
     try:
-        stage = yaml.safe_load((root / dvc_file).read_text(encoding="utf-8"))["stages"][name]
-    except (OSError, KeyError, TypeError) as exc:
-        raise StageScriptMissing(f"stage {name} not found in {(root / dvc_file).resolve()} ({exc}); run "
-                                 f"`ocrforge stage {name}` in the ocrforge project folder") from exc
-    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
-
-    def value(match: re.Match) -> str:
-        node = params
-        for key in match.group(1).split("."):
-            if not isinstance(node, dict) or key not in node:
-                raise StageCommandError(f"{dvc_file}'s {name} cmd uses ${{{match.group(1)}}}, which params.yaml "
-                                        f"lacks; add the key to params.yaml or fix the cmd")
-            node = node[key]
-        return str(node)
-
-    words = shlex.split(re.sub(r"\$\{([^}]+)\}", value, str(stage["cmd"])), comments=True)
+        # uninitialized: a project folder without .dvc/ (a copy of the scripts) still resolves its cmd
+        with Repo(str(root), uninitialized=True) as repo:
+            cmd = repo.stage.collect(f"{dvc_file}:{name}")[0].cmd
+    except DvcException as exc:
+        raise StageCommandError(f"{dvc_file}'s stage {name}: {exc}; fix dvc.yaml or params.yaml "
+                                f"(every ${{key}} of a cmd must be in params.yaml)") from exc
+    words = shlex.split(str(cmd), comments=True)
     script = f"stages/{name}.py"
     if script not in words:
-        raise StageCommandError(f"{dvc_file}'s {name} cmd does not run {script}: {stage['cmd']!r}")
+        raise StageCommandError(f"{dvc_file}'s {name} cmd does not run {script}: {cmd!r}")
     return words[words.index(script) + 1:]
 
 
