@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ocrforge.system import OcrResult, load_exported_system, read_image
+from ocrforge.data.images import read_image
+from ocrforge.system import OcrResult, load_exported_system
 
 
 class OCR:

@@ -133,7 +133,7 @@ def infer(path: Path, model_dir: Path, draw_dir: Path | None, jsonl: bool, det_d
 
 
 def _read_one(ocr, image_path: Path, draw_dir: Path | None) -> tuple[dict, int]:
-    from ocrforge.system import ImageReadError, read_image
+    from ocrforge.data.images import ImageReadError, read_image
 
     try:
         image = read_image(image_path)
@@ -152,7 +152,7 @@ def _read_one(ocr, image_path: Path, draw_dir: Path | None) -> tuple[dict, int]:
 
 def _pooled_one(outcome, image_path: Path, draw_dir: Path | None) -> tuple[dict, int]:
     """``_read_one`` for what a pool worker handed back: an OcrResult or the exception it raised."""
-    from ocrforge.system import ImageReadError
+    from ocrforge.data.images import ImageReadError
 
     if isinstance(outcome, FileNotFoundError):
         return _error(str(outcome)), EXIT_MISSING
@@ -190,7 +190,7 @@ def _with_drawing(image, result, draw_dir: Path | None, image_path: Path) -> tup
     if draw_dir is None:
         return out, EXIT_OK
     from ocrforge.drawing import draw_lines, write_image
-    from ocrforge.system import read_image
+    from ocrforge.data.images import read_image
 
     target = drawing_path(draw_dir, image_path)
     try:

@@ -30,12 +30,12 @@ from typing import Sequence
 import numpy as np
 
 from ocrforge.data.crop import crop_text_line, order_quad
-# the test-set loaders are public here too (stages and tests import them from evaluate)
-from ocrforge.data.det_labels import Sample, load_det_label_file, load_ppocrlabel_folder, load_testset  # noqa: F401
+from ocrforge.data.det_labels import Sample
+from ocrforge.data.images import read_image
 from ocrforge.data.ppocrlabel import TextLine
 from ocrforge.metrics import (E2EMetric, RecMetric, hmean_interval, precision_recall_hmean, score_detections,
                               score_end_to_end)
-from ocrforge.system import TextSystem, read_image
+from ocrforge.system import TextSystem
 
 
 def _quads(lines: list[TextLine]) -> np.ndarray:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import ocrforge
-from ocrforge.system import DICT_FILE, MANIFEST, settings_from_configs
+from ocrforge.system import DICT_FILE, MANIFEST, settings_from_configs, trained_settings
 
 PADDLEOCR_DIR = "paddleocr"
 PARITY_BOX_TOLERANCE_PX = 1.0
@@ -149,8 +149,9 @@ def export_system(det_dir: str | os.PathLike, rec_dir: str | os.PathLike, out_di
                   onednn_tolerance: float = 1e-4, **overrides) -> dict:
     """Export both trained models into ``out_dir`` (see the module docstring); returns the manifest.
 
-    ``overrides`` replace :class:`~ocrforge.system.SystemSettings` fields the configs imply (the export stage
-    passes eval's ``drop_score``, so the deployed system is the evaluated one).
+    The settings are the trained models' (:func:`~ocrforge.system.trained_settings`: their configs and the
+    detector's val-chosen post-process); ``overrides`` replace fields of them (the export stage passes
+    params.yaml's ``system`` section, as the eval stage does, so the deployed system is the evaluated one).
 
     oneDNN is switched on in the manifest for a model only when its outputs with oneDNN stay within
     ``onednn_tolerance`` of the plain CPU kernels on a probe input.
@@ -164,7 +165,7 @@ def export_system(det_dir: str | os.PathLike, rec_dir: str | os.PathLike, out_di
         save_inference_model(model_dir, out_dir / kind, checkpoint)
         save_legacy_program(model_dir, out_dir / PADDLEOCR_DIR / kind, checkpoint)
         configs[kind] = _read_config(model_dir)
-    settings = settings_from_configs(configs["det"], configs["rec"]).with_overrides(**overrides)
+    settings = trained_settings(det_dir, configs["det"], configs["rec"]).with_overrides(**overrides)
     shutil.copyfile(settings.character_dict_path, out_dir / DICT_FILE)
 
     rng = np.random.default_rng(0)

@@ -96,7 +96,7 @@ def _conv_flops(node, shapes) -> int:
 
 
 def _matmul_flops(node, shapes) -> int:
-    a, b, out = shapes[node.input[0]], shapes[node.input[1]], shapes[node.output[0]]
+    a, _, out = shapes[node.input[0]], shapes[node.input[1]], shapes[node.output[0]]
     k = a[-1]
     return 2 * math.prod(out) * k
 

@@ -195,8 +195,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "distill_det": _schema_of(**_TRAINING, **_DET, teacher_model=req(text(empty=False))),
     "train_rec": _schema_of(**_TRAINING, image_shape=req(list_of(integer(1), length=3)),
                             heights=req(list_of(integer(1), nonempty=True)), eval_batch_size=integer(1)),
+    "system": _schema_of(det_limit_side_len=optional(integer(32)), det_db_thresh=optional(real(0, 1, low_open=True)),
+                         det_db_box_thresh=optional(real(0, 1)), det_db_unclip_ratio=optional(real(0, low_open=True)),
+                         drop_score=req(real(0, 1))),
     "eval": _schema_of(input=text(), detector=text(empty=False), checkpoint=choice("best_accuracy", "latest"),
-                       drop_score=real(0, 1), case_sensitive=boolean, gallery_size=integer(0), limit=integer(0),
+                       case_sensitive=boolean, gallery_size=integer(0), limit=integer(0),
                        zero_shot=list_of(choice("ppocrv4", "ppocrv6"))),
     "export": _schema_of(checkpoint=choice("best_accuracy", "latest"), parity_images=integer(0)),
     "benchmark": _schema_of(input=text(), limit=integer(0), warmup=integer(0), repeats=integer(1),
@@ -286,6 +289,12 @@ def section(params: dict, name: str) -> dict:
     if name not in params or not isinstance(params[name], dict):
         raise KeyError(f"params.yaml has no '{name}' section; restore it from the repository's params.yaml")
     return params[name]
+
+
+def system_overrides(params: dict) -> dict:
+    """The ``system`` section as :class:`~ocrforge.system.SystemSettings` overrides: the values it sets (an empty
+    one keeps what the trained detector chose: its config, then its val split's post-process search)."""
+    return {key: value for key, value in section(params, "system").items() if value is not None}
 
 
 def stage_parser(description: str, **paths: str) -> argparse.ArgumentParser:

@@ -4,6 +4,10 @@ The values that turn a probability map into boxes move with fine-tuning: on sroi
 detector scores its best at unclip 1.3 and 0.17 lower at 2.0, and a fine-tuned one the other way round. The
 maps are computed once per image by the inference pipeline (:meth:`ocrforge.system.TextSystem.detect_maps`);
 each setting re-runs only :func:`ocrforge.system.boxes_from_maps`, the step the deployed system runs.
+
+The choice goes to the run's own ``postprocess.json`` (:data:`ocrforge.system.POSTPROCESS_FILE`), beside the
+``config.yml`` training wrote, which stays as training wrote it; evaluation and export read both
+(:func:`ocrforge.system.trained_settings`), and params.yaml's ``system`` section may override it.
 """
 
 from __future__ import annotations
@@ -76,14 +80,15 @@ def tune_det_postprocess(
     checkpoint: str = "best_accuracy", logger: logging.Logger = log,
 ) -> dict:
     """After a detector's training: score the DBPostProcess grid on the validation images with the
-    ``checkpoint`` weights, write the table to ``report_file`` (JSON) and the best pair into
-    ``model_dir/config.yml``'s PostProcess, which evaluation and export read."""
-    from ocrforge.config import dump_config, load_config
+    ``checkpoint`` weights, write the table to ``report_file`` (JSON) and the post-process to keep (the best
+    pair; the configured one without a grid) to ``model_dir/postprocess.json``, which evaluation and export
+    read (:func:`ocrforge.system.trained_settings`)."""
+    from ocrforge.config import load_config
     from ocrforge.data.det_labels import load_det_label_file
     from ocrforge.data.images import read_image
     from ocrforge.models.build import load_checkpoint
     from ocrforge.models.distillation import deployed_model
-    from ocrforge.system import DygraphRunner, TextSystem, settings_from_configs
+    from ocrforge.system import POSTPROCESS_FILE, DygraphRunner, TextSystem, settings_from_configs
 
     model_dir = Path(model_dir)
     config_file, weights = model_dir / "config.yml", model_dir / f"{checkpoint}.pdparams"
@@ -103,13 +108,12 @@ def tune_det_postprocess(
         for row in result["rows"]:
             logger.info("post-process unclip_ratio %.2f box_thresh %.2f: val precision %.4f recall %.4f hmean %.4f",
                         row["unclip_ratio"], row["box_thresh"], row["precision"], row["recall"], row["hmean"])
-        if result["changed"]:
-            config["PostProcess"] = {**post, "unclip_ratio": best["unclip_ratio"], "box_thresh": best["box_thresh"]}
-            dump_config(config, config_file)
-        logger.info("post-process: unclip_ratio %.2f, box_thresh %.2f (val hmean %.4f; configured %.4f)%s",
-                    best["unclip_ratio"], best["box_thresh"], best["hmean"], result["configured"]["hmean"],
-                    f", written to {config_file}" if result["changed"] else "")
-    result["post_process"] = {k: config["PostProcess"].get(k) for k in ("thresh", "box_thresh", "unclip_ratio")}
+        post = {**post, "unclip_ratio": best["unclip_ratio"], "box_thresh": best["box_thresh"]}
+        logger.info("post-process: unclip_ratio %.2f, box_thresh %.2f (val hmean %.4f; configured %.4f), "
+                    "written to %s", best["unclip_ratio"], best["box_thresh"], best["hmean"],
+                    result["configured"]["hmean"], model_dir / POSTPROCESS_FILE)
+    result["post_process"] = {k: post.get(k) for k in ("thresh", "box_thresh", "unclip_ratio")}
+    (model_dir / POSTPROCESS_FILE).write_text(json.dumps(result["post_process"], indent=2) + "\n", encoding="utf-8")
     Path(report_file).parent.mkdir(parents=True, exist_ok=True)
     Path(report_file).write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -137,7 +141,7 @@ def search_markdown(result: dict) -> str:
         return (f"\n## Post-process\n\nunclip_ratio {post['unclip_ratio']}, box_thresh {post['box_thresh']} as "
                 f"configured (no search: train_det.postprocess_search is empty).\n")
     lines = ["", "## Post-process, chosen on the val split", "",
-             f"{result['images']} images; the row in bold is kept and written into the model's config.yml.", "",
+             f"{result['images']} images; the row in bold is kept (the model folder's postprocess.json).", "",
              "| unclip_ratio | box_thresh | precision | recall | hmean |", "|---|---|---|---|---|"]
     for row in result["rows"]:
         cells = [f"{row['unclip_ratio']:g}", f"{row['box_thresh']:g}",

@@ -24,11 +24,12 @@ import numpy as np
 
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from ocrforge.data.crop import UPRIGHT_RATIO, crop_size
-from ocrforge.data.images import ImageReadError, read_image  # noqa: F401  (public here too)
 from ocrforge.reading_order import full_text, reading_order
 
 MANIFEST = "manifest.json"
 DICT_FILE = "dict.txt"
+# in a detector's training run: the DB post-process values its val split chose (ocrforge.postprocess_search)
+POSTPROCESS_FILE = "postprocess.json"
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -395,6 +396,30 @@ def settings_from_configs(det_config: dict, rec_config: dict | None = None) -> S
     )
 
 
+def detector_postprocess(det_dir: str | os.PathLike) -> dict:
+    """The DB post-process values (``thresh``, ``box_thresh``, ``unclip_ratio``) the detector's training run in
+    ``det_dir`` chose on its val split (its ``postprocess.json``); {} for a run that has none."""
+    path = Path(det_dir) / POSTPROCESS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        chosen = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); rerun the detector's training stage "
+                         f"(dvc repro train_det), which writes it") from exc
+    return {key: chosen[key] for key in ("thresh", "box_thresh", "unclip_ratio") if chosen.get(key) is not None}
+
+
+def trained_settings(det_dir: str | os.PathLike, det_config: dict, rec_config: dict | None = None) -> SystemSettings:
+    """The settings of the trained models: what their configs imply (:func:`settings_from_configs`), with the
+    post-process values the detector's run chose on its val split (:func:`detector_postprocess`). Callers then
+    apply the user's own (params.yaml's ``system`` section, a command line's options) with ``with_overrides``."""
+    chosen = detector_postprocess(det_dir)
+    return settings_from_configs(det_config, rec_config).with_overrides(
+        det_db_thresh=chosen.get("thresh"), det_db_box_thresh=chosen.get("box_thresh"),
+        det_db_unclip_ratio=chosen.get("unclip_ratio"))
+
+
 def load_trained_model(model_dir: str | os.PathLike, checkpoint: str = "best_accuracy"):
     """The dygraph model a training run left in ``model_dir`` (``config.yml`` + ``<checkpoint>.pdparams``),
     in eval mode, and its config; for a DistillationModel, the member it deploys."""
@@ -422,10 +447,11 @@ def load_trained_model(model_dir: str | os.PathLike, checkpoint: str = "best_acc
 
 def load_trained_system(det_dir: str | os.PathLike = "models/det", rec_dir: str | os.PathLike = "models/rec",
                         checkpoint: str = "best_accuracy", **overrides) -> TextSystem:
-    """The system on the trained dygraph models; ``overrides`` replace :class:`SystemSettings` fields."""
+    """The system on the trained dygraph models, with :func:`trained_settings`; ``overrides`` replace
+    :class:`SystemSettings` fields (None keeps the trained value)."""
     det_model, det_config = load_trained_model(det_dir, checkpoint)
     rec_model, rec_config = load_trained_model(rec_dir, checkpoint)
-    settings = settings_from_configs(det_config, rec_config).with_overrides(**overrides)
+    settings = trained_settings(det_dir, det_config, rec_config).with_overrides(**overrides)
     return TextSystem(DygraphRunner(det_model), DygraphRunner(rec_model), settings)
 
 

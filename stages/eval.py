@@ -1,4 +1,5 @@
-"""DVC stage eval: the trained (dygraph) detector + recogniser on the test split (params: eval).
+"""DVC stage eval: the trained (dygraph) detector + recogniser on the test split (params: eval, and the
+system section: the reading system's settings, which the export stage deploys alike).
 
 Writes reports/eval/metrics.json, predictions.jsonl, gallery/ and README.md; with ``eval.zero_shot``, also the
 off-the-shelf models' figures on the same images (section ``zero_shot``). Any PPOCRLabel folder can be
@@ -15,21 +16,23 @@ from pathlib import Path
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this project's ocrforge, whichever Python runs it
 import ocrforge.environment  # noqa: E402,F401  (one line saying what to run when this Python lacks the stack)
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from ocrforge.evaluate import evaluate, load_testset
+from ocrforge.data.det_labels import load_testset
+from ocrforge.evaluate import evaluate
 from ocrforge.log import get_logger
-from ocrforge.params import evaluation_parser, load_params
+from ocrforge.params import evaluation_parser, load_params, system_overrides
 from ocrforge.system import load_trained_system
 
 
 def main() -> None:
-    p = load_params().get("eval") or {}
+    params = load_params()
+    p = params.get("eval") or {}
     args = evaluation_parser(__doc__, p, data="the split folder (its det/test.txt is the test set)",
                              det="the detector's training run (params eval.detector)",
                              rec="the recogniser's training run", out="the reports folder to write").parse_args()
     log = get_logger("stage.eval")
     samples = load_testset(args.input or args.data, args.limit)
     system = load_trained_system(args.det, args.rec, p.get("checkpoint", "best_accuracy"),
-                                 drop_score=p.get("drop_score"))
+                                 **system_overrides(params))
     evaluate(system, samples, args.out, gallery_size=int(p.get("gallery_size", 12)),
              case_sensitive=not args.case_insensitive, logger=log, zero_shot=p.get("zero_shot") or ())
 

@@ -1,6 +1,6 @@
 """DVC stage export: both trained models (the detector params.yaml's eval.detector names) as Paddle inference
-models and ONNX models (params: export, and eval's detector and drop_score, so the deployed
-system is the evaluated one), then two parity checks on the test images, each failing the stage (exit 1):
+models and ONNX models (params: export, eval's detector and the system section, which the eval stage
+reads alike, so the deployed system is the evaluated one), then two parity checks on the test images, each failing the stage (exit 1):
 the exported system must read as the trained one, and the ONNX models must compute what the Paddle ones do
 (model outputs within tolerance, the same reads). Writes the figures to a JSON report."""
 
@@ -11,12 +11,13 @@ from pathlib import Path
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this project's ocrforge, whichever Python runs it
 import ocrforge.environment  # noqa: E402,F401  (one line saying what to run when this Python lacks the stack)
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from ocrforge.evaluate import load_testset
+from ocrforge.data.det_labels import load_testset
+from ocrforge.data.images import read_image
 from ocrforge.export import check_export, compare_systems, export_system
 from ocrforge.log import get_logger
 from ocrforge.onnx_export import OnnxExportError
-from ocrforge.params import load_params, stage_parser
-from ocrforge.system import load_exported_system, load_trained_system, read_image
+from ocrforge.params import load_params, stage_parser, system_overrides
+from ocrforge.system import load_exported_system, load_trained_system
 
 
 def main() -> None:
@@ -26,14 +27,12 @@ def main() -> None:
     log = get_logger("stage.export")
     params = load_params()
     p = params.get("export") or {}
-    evaluation = params.get("eval") or {}
+    settings = system_overrides(params)
     checkpoint = p.get("checkpoint", "best_accuracy")
-    manifest = export_system(args.det, args.rec, args.out, checkpoint=checkpoint,
-                             drop_score=evaluation.get("drop_score"))
+    manifest = export_system(args.det, args.rec, args.out, checkpoint=checkpoint, **settings)
     samples = load_testset(args.data, int(p.get("parity_images", 10)))
     images, names = [read_image(s.path) for s in samples], [s.name for s in samples]
-    parity = compare_systems(load_trained_system(args.det, args.rec, checkpoint,
-                                                 drop_score=evaluation.get("drop_score")),
+    parity = compare_systems(load_trained_system(args.det, args.rec, checkpoint, **settings),
                              load_exported_system(args.out, backend="paddle"), images, names)
     try:
         onnx = check_export(args.out, images, names)

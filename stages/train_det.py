@@ -9,7 +9,8 @@ from ocrforge.config import load_config
 from ocrforge.log import get_logger
 from ocrforge.params import load_params, section, stage_parser
 from ocrforge.postprocess_search import search_after_training
-from ocrforge.training import det_config_from_params, run_training_stage
+from ocrforge.recipe import det_config_from_params
+from ocrforge.training import run_training_stage
 
 
 def main() -> None:

@@ -8,7 +8,8 @@ import ocrforge.environment  # noqa: E402,F401  (one line saying what to run whe
 from ocrforge.config import load_config
 from ocrforge.log import get_logger
 from ocrforge.params import load_params, section, stage_parser
-from ocrforge.training import rec_config_from_params, run_training_stage
+from ocrforge.recipe import rec_config_from_params
+from ocrforge.training import run_training_stage
 
 
 def main() -> None:

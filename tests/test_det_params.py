@@ -4,7 +4,7 @@ import pytest
 
 from ocrforge.config import load_config
 from ocrforge.params import load_params, section
-from ocrforge.training import det_config_from_params
+from ocrforge.recipe import det_config_from_params
 
 
 def train_ops(config):

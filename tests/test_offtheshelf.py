@@ -34,7 +34,7 @@ RECEIPT_LINES = {
 
 @pytest.fixture(scope="module")
 def receipt(sroie_dir) -> np.ndarray:
-    from ocrforge.system import read_image
+    from ocrforge.data.images import read_image
 
     return read_image(sroie_dir / "sroie" / "003.jpg")[:370]
 

@@ -9,7 +9,7 @@ import yaml
 
 from ocrforge.config import ConfigError, load_config
 from ocrforge.params import SCHEMA, ParamsError, load_params, section, validate_params, validate_section
-from ocrforge.training import det_config_from_params, rec_config_from_params
+from ocrforge.recipe import det_config_from_params, rec_config_from_params
 
 
 @pytest.fixture
@@ -38,6 +38,8 @@ def test_the_repositorys_params_pass_and_every_section_has_a_schema(params):
     ("train_det", {"device": "tpu"}, "train_det.device must be auto, cpu, gpu or gpu:N; got 'tpu'"),
     ("split", {"on_label_error": "ignore"}, "split.on_label_error must be one of ['stop', 'skip']; got 'ignore'"),
     ("eval", {"limt": 5}, "eval.limt is not a key any stage reads; did you mean 'limit'?"),
+    ("system", {"det_db_box_thresh": 1.5}, "system.det_db_box_thresh must be a number >= 0 and <= 1 (or empty); got 1.5"),
+    ("system", {"drop_scor": 0.5}, "system.drop_scor is not a key any stage reads; did you mean 'drop_score'?"),
     ("eval", {"zero_shot": ["ppocrv5"]}, "eval.zero_shot must be a list, each one of ['ppocrv4', 'ppocrv6']; got ['ppocrv5']"),
     ("benchmark", {"engines": ["paddle"]}, "benchmark.engines must be a non-empty list, each one of"),
     ("train_rec", {"analysis": {"windw": 3}}, "train_rec.analysis.windw is not a key any stage reads; did you mean "
@@ -70,6 +72,20 @@ def test_a_missing_key_a_misspelt_section_and_all_problems_at_once(params):
     assert "train_rec.epochs is missing; restore it from the repository's params.yaml" in text
     assert "train_rec.lr must be a number > 0; got -1" in text
     assert "'trian_det' is not a section any stage reads; did you mean 'train_det'?" in text
+
+
+def test_the_system_section_overrides_only_what_it_sets(params):
+    """Empty keys keep the trained detector's values; eval and export pass the rest to the system alike."""
+    from ocrforge.params import system_overrides
+    from ocrforge.system import SystemSettings
+
+    assert system_overrides(params) == {"drop_score": params["system"]["drop_score"]}
+    changed = copy.deepcopy(params)
+    changed["system"].update(det_db_box_thresh=0.7, det_limit_side_len=1280)
+    overrides = system_overrides(changed)
+    assert overrides == {"det_db_box_thresh": 0.7, "det_limit_side_len": 1280, "drop_score": params["system"]["drop_score"]}
+    settings = SystemSettings(det_db_unclip_ratio=2.5).with_overrides(**overrides)
+    assert (settings.det_db_box_thresh, settings.det_limit_side_len, settings.det_db_unclip_ratio) == (0.7, 1280, 2.5)
 
 
 def test_yaml_strings_that_are_numbers_still_pass(params):

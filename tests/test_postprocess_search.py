@@ -11,6 +11,7 @@ import pytest
 from ocrforge.config import dump_config, load_config
 from ocrforge.data.ppocrlabel import TextLine
 from ocrforge.postprocess_search import search_db_postprocess, search_markdown, tune_det_postprocess
+from ocrforge.system import trained_settings
 
 
 def block_map(height: int = 64, width: int = 96) -> tuple[np.ndarray, np.ndarray]:
@@ -60,12 +61,13 @@ def sroie_val(sroie_dir, tmp_path):
     return label_file
 
 
-def test_tune_writes_the_val_best_pair_into_the_model_config(trained_models, sroie_dir, sroie_val, tmp_path):
+def test_tune_writes_the_val_best_pair_beside_the_model_config(trained_models, sroie_dir, sroie_val, tmp_path):
     model_dir = tmp_path / "det"
     shutil.copytree(trained_models / "det", model_dir)
     config = load_config(model_dir / "config.yml")
     config["PostProcess"]["unclip_ratio"] = 3.0  # far too loose for the shipped detector
     dump_config(config, model_dir / "config.yml")
+    trained_config = (model_dir / "config.yml").read_text()
 
     report = tmp_path / "postprocess.json"
     result = tune_det_postprocess(model_dir, sroie_val, sroie_dir, [1.5, 3.0], [], report)
@@ -75,8 +77,14 @@ def test_tune_writes_the_val_best_pair_into_the_model_config(trained_models, sro
     by_ratio = {r["unclip_ratio"]: r["hmean"] for r in saved["rows"]}
     assert by_ratio[1.5] > by_ratio[3.0] + 0.2
     assert saved["best"]["unclip_ratio"] == 1.5 and saved["changed"] is True
-    assert load_config(model_dir / "config.yml")["PostProcess"]["unclip_ratio"] == 1.5
+    # training's config.yml stays as training wrote it; the choice is the run's postprocess.json, which the
+    # system's settings (eval, export) read
+    assert (model_dir / "config.yml").read_text() == trained_config
+    assert json.loads((model_dir / "postprocess.json").read_text()) == {
+        "thresh": config["PostProcess"]["thresh"], "box_thresh": config["PostProcess"]["box_thresh"], "unclip_ratio": 1.5}
     assert result["post_process"]["unclip_ratio"] == 1.5
+    settings = trained_settings(model_dir, load_config(model_dir / "config.yml"))
+    assert (settings.det_db_unclip_ratio, settings.det_db_box_thresh) == (1.5, config["PostProcess"]["box_thresh"])
     table = search_markdown(result)
     assert "| **1.5** | **0.6** |" in table and "| 3 | 0.6 |" in table
 
@@ -89,3 +97,7 @@ def test_tune_without_a_grid_leaves_the_config_alone(trained_models, sroie_dir, 
     assert result["searched"] is False and "rows" not in result
     assert (model_dir / "config.yml").read_text() == before
     assert "no search" in search_markdown(result)
+    # the configured pair is still written, so every detector run has the file eval and export depend on
+    configured = load_config(model_dir / "config.yml")["PostProcess"]
+    assert json.loads((model_dir / "postprocess.json").read_text()) == {
+        k: configured[k] for k in ("thresh", "box_thresh", "unclip_ratio")}

@@ -8,7 +8,6 @@ import os
 
 import cv2
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from ocrforge.cli import main

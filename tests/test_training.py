@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from ocrforge.config import config_hash
-from ocrforge.training import clear_stale_checkpoints
+from ocrforge.engine.checkpoint import clear_stale_checkpoints
 
 
 def write_latest(out_dir, config, epoch, stopped_reason=None):
@@ -54,7 +54,8 @@ def test_the_normalised_zero_shot_acc_does_not_depend_on_the_labels_case(tmp_pat
     from ocrforge.data.split import split_dataset
     from ocrforge.params import load_params, section
     from ocrforge.resources import read_dictionary
-    from ocrforge.training import rec_config_from_params, run_training_stage
+    from ocrforge.recipe import rec_config_from_params
+    from ocrforge.training import run_training_stage
 
     generate_demo_dataset(tmp_path / "demo", DemoConfig(num_images=8, seed=7, width=240, height=180, print_styles=False))
     params = load_params(repo_root / "params.yaml")

@@ -36,7 +36,7 @@ def load_benchmark_data(source: str | os.PathLike = "data/split", limit: int = 0
     folder the crops the split stage cut (``rec/test.txt``, those of the kept images), for a PPOCRLabel folder
     each non-ignored line cut out by ``crop_text_line``."""
     from ocrforge.data.det_labels import is_split_folder, load_testset
-    from ocrforge.system import read_image
+    from ocrforge.data.images import read_image
 
     samples = load_testset(source, limit)
     images = [read_image(s.path) for s in samples]
@@ -56,7 +56,7 @@ def load_benchmark_data(source: str | os.PathLike = "data/split", limit: int = 0
 
 def _split_crops(data_dir: Path, stems: set[str] | None) -> tuple[list[np.ndarray], list[str]]:
     """The split stage's test crops and texts (``rec/test.txt``); with ``stems``, those cut from these images."""
-    from ocrforge.system import read_image
+    from ocrforge.data.images import read_image
 
     rec_file = data_dir / "rec" / "test.txt"
     if not rec_file.is_file():

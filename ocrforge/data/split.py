@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ocrforge.data.crop import crop_text_line, order_quad
+from ocrforge.data.crop import crop_text_line
 from ocrforge.data.images import read_image
 from ocrforge.data.ppocrlabel import LabeledImage, LabelSet, polygon_area
 

@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import warnings
+from pathlib import Path
 from typing import Any
 
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
@@ -298,3 +299,29 @@ def load_checkpoint(directory: str, name: str, model: paddle.nn.Layer,
     if optimizer is not None and blobs.get("opt"):
         load_portable_optimizer_state(optimizer, model, paddle.load(io.BytesIO(blobs["opt"])))
     return states
+
+
+def clear_stale_checkpoints(config: dict, logger: logging.Logger = logger) -> bool:
+    """Remove ``latest`` when it was written under another config (or finished), so a changed experiment
+    starts fresh while an interrupted run of the same config resumes; with it go ``best_accuracy`` and what was
+    derived from the old run (a detector's ``postprocess.json``). Returns True when something was removed."""
+    from ocrforge.config import config_hash
+    
+    out_dir = Path(config["Global"]["save_model_dir"])
+    if not checkpoint_exists(out_dir, "latest"):
+        return False
+    states = read_states(out_dir, "latest")
+    state = states.get("state", {})
+    finished = state.get("epoch", 0) >= int(config["Global"]["epoch_num"]) or state.get("stopped_reason")
+    if states.get("config_hash") == config_hash(config) and not finished:
+        return False
+    if finished:
+        # DVC runs a stage again only when a dependency changed: a finished run is trained again.
+        logger.info("%s/latest is a finished run: training starts fresh", out_dir)
+    else:
+        logger.info("the config or data changed since %s/latest was written: training starts fresh", out_dir)
+    for name in ("latest", "best_accuracy"):
+        for path in checkpoint_paths(out_dir, name).values():
+            Path(path).unlink(missing_ok=True)
+    (out_dir / "postprocess.json").unlink(missing_ok=True)  # ocrforge.system.POSTPROCESS_FILE
+    return True

@@ -63,6 +63,7 @@ import paddle.distributed as dist
 
 from ocrforge.config import config_hash
 from ocrforge.engine.callbacks import EarlyStopping, WallTimeLimit
+from ocrforge.engine.loggers import DvcLiveLogger
 from ocrforge.engine.checkpoint import (
     checkpoint_exists,
     checkpoint_paths,
@@ -178,7 +179,8 @@ class Trainer:
     ``(trainer, logs)`` after each optimizer step; either may return a string to stop training with that
     reason (see :mod:`ocrforge.engine.callbacks`). A stop between steps ends the epoch there: it is
     recorded and evaluated as the last one. ``early_stopping_patience`` and ``max_minutes`` add the
-    callbacks of that module ahead of the given ones.
+    callbacks of that module ahead of the given ones. ``loggers`` receive each epoch's record
+    (:mod:`ocrforge.engine.loggers`); ``use_dvclive`` adds :class:`~ocrforge.engine.loggers.DvcLiveLogger`.
     """
 
     def __init__(self, config: dict, model: paddle.nn.Layer, loss: Callable, train_loader: Any, *,
@@ -186,7 +188,7 @@ class Trainer:
                  metric: Any = None, optimizer: paddle.optimizer.Optimizer | None = None,
                  lr_scheduler: paddle.optimizer.lr.LRScheduler | None = None,
                  val_loss: Callable | None = None, on_eval: Iterable[Callable] = (),
-                 on_step: Iterable[Callable] = ()):
+                 on_step: Iterable[Callable] = (), loggers: Iterable[Any] = ()):
         if "Global" not in config:
             raise KeyError("the config has no 'Global' section; the trainer reads epoch_num and "
                            "save_model_dir from it")
@@ -222,6 +224,8 @@ class Trainer:
         self.val_loss = val_loss
         self.on_eval = self._stopping_rules_on_eval() + list(on_eval)
         self.on_step = self._stopping_rules_on_step() + list(on_step)
+        # where epoch records go (ocrforge.engine.loggers): rank 0 only; Global.use_dvclive adds dvclive's
+        self.loggers = (self._configured_loggers() + list(loggers)) if self.is_main else []
         if self.is_main:
             for sentence in ignored_global_keys(self.g):
                 logger.warning("%s", sentence)
@@ -254,7 +258,6 @@ class Trainer:
 
         self.state = TrainState()
         self._elapsed_before = 0.0
-        self.live = None
         self.resumed_from: str | None = None
         self._warned = set()
 
@@ -573,23 +576,11 @@ class Trainer:
         return result
 
     # ------------------------------------------------------------------ logging
-    def _open_live(self, resumed: bool) -> None:
-        if not (self.is_main and self.g.get("use_dvclive", True)):
-            return
-        from dvclive import Live
-
-        live_dir = self.g.get("dvclive_dir") or os.path.join(self.output_dir, "dvclive")
-        self.live = Live(str(live_dir), resume=resumed, save_dvc_exp=False,
-                         dvcyaml=self.g.get("dvclive_dvcyaml", None), report=None)
-
-    def _log_epoch(self, record: dict) -> None:
-        if self.live is None:
-            return
-        self.live.step = record["epoch"]
-        for k, v in record.items():
-            if k != "epoch" and isinstance(v, (int, float)) and v is not None:
-                self.live.log_metric(k, v)
-        self.live.next_step()
+    def _configured_loggers(self) -> list[Any]:
+        if not self.g.get("use_dvclive", True):
+            return []
+        return [DvcLiveLogger(self.g.get("dvclive_dir") or os.path.join(self.output_dir, "dvclive"),
+                              self.g.get("dvclive_dvcyaml", None))]
 
     # ------------------------------------------------------------------ the run
     def _main_indicator(self) -> str | None:
@@ -619,8 +610,10 @@ class Trainer:
             seed_everything(self.seed)
         if self.is_main:
             os.makedirs(self.output_dir, exist_ok=True)
-        self._open_live(resumed)
+        for sink in self.loggers:
+            sink.start(self, resumed)
         st = self.state
+        summary = None
         try:
             while st.epoch < self.epoch_num and st.stopped_reason is None:
                 epoch = st.epoch
@@ -651,7 +644,8 @@ class Trainer:
                 st.epoch_sums, st.epoch_samples, st.epoch_wait_s, st.epoch_busy_s = {}, 0, 0.0, 0.0
                 if stop:
                     st.stopped_reason, st.stopped_by = stop
-                self._log_epoch(record)
+                for sink in self.loggers:
+                    sink.log_epoch(record)
                 if is_best:
                     self.save(BEST)
                 self.save(LATEST)
@@ -662,13 +656,9 @@ class Trainer:
                     if stop:
                         logger.info("training stops after epoch %d: %s", epoch + 1, st.stopped_reason)
             summary = self.summary(self.elapsed_s())
-            if self.live is not None:
-                for k in ("best_metric", "best_epoch", "samples_per_s", "data_wait_share", "wall_time_s"):
-                    if summary[k] is not None:
-                        self.live.log_metric(f"summary/{k}", summary[k], plot=False)
         finally:
-            if self.live is not None:
-                self.live.end()
+            for sink in self.loggers:
+                sink.finish(summary)
         return summary
 
     def summary(self, wall_time_s: float) -> dict[str, Any]:

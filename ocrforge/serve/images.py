@@ -3,7 +3,7 @@
 The checks go from cheap to costly: empty; the format and the size in the header (Pillow reads only the
 header), so an image of too many pixels is refused before it is decoded; a full decode by Pillow, which
 refuses truncated or corrupt data that OpenCV would silently fill with grey; then OpenCV's decode by
-:func:`ocrforge.data.images.decode_image`, the one :func:`ocrforge.system.read_image` uses (alpha composited on
+:func:`ocrforge.data.images.decode_image`, the one :func:`ocrforge.data.images.read_image` uses (alpha composited on
 white), so the pixels, and so the result, equal ``OCR(...).ocr(path)`` on the same file.
 """
 

@@ -17,7 +17,8 @@ def test_two_runs_of_one_det_config_train_the_same_weights(tmp_path, repo_root, 
 
     from ocrforge.config import load_config
     from ocrforge.params import load_params, section
-    from ocrforge.training import det_config_from_params, train
+    from ocrforge.recipe import det_config_from_params
+    from ocrforge.training import train
 
     data = tmp_path / "data"
     write_det_data(data, n_images=4)

@@ -8,7 +8,7 @@ from ocrforge.data.split import format_summary, split_dataset
 from ocrforge.params import load_params, section
 from ocrforge.registry import DATASETS
 from ocrforge.resources import read_dictionary
-from ocrforge.training import rec_config_from_params
+from ocrforge.recipe import rec_config_from_params
 
 
 def test_split_and_training_skip_the_same_labels(tmp_path, repo_root):

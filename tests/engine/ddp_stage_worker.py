@@ -19,7 +19,8 @@ from pathlib import Path  # noqa: E402
 from ocrforge.config import load_config  # noqa: E402
 from ocrforge.log import get_logger  # noqa: E402
 from ocrforge.params import load_params, section  # noqa: E402
-from ocrforge.training import rec_config_from_params, run_training_stage  # noqa: E402
+from ocrforge.recipe import rec_config_from_params  # noqa: E402
+from ocrforge.training import run_training_stage  # noqa: E402
 
 params = load_params(Path(repo) / "params.yaml")
 p = {**section(params, "train_rec"), "epochs": 1, "batch_size": 2, "eval_batch_size": 4, "save_every_steps": 2,

@@ -155,7 +155,7 @@ def make_config(out_dir, **global_overrides):
 
 
 def make_trainer(out_dir, *, metric=None, num_workers=0, loss=None, on_step=(), on_eval=(), val_loss=None,
-                 eval_loader="default", **global_overrides):
+                 eval_loader="default", loggers=(), **global_overrides):
     from ocrforge.engine import Trainer, seed_everything
 
     cfg = make_config(out_dir, **global_overrides)
@@ -165,7 +165,7 @@ def make_trainer(out_dir, *, metric=None, num_workers=0, loss=None, on_step=(), 
         eval_loader = make_loader(n=12, batch_size=6, seed=99, shuffle=False)
     return Trainer(cfg, model, loss or TinyLoss(), make_loader(num_workers=num_workers),
                    eval_loader=eval_loader, post_process=argmax_post, metric=metric or AccMetric(),
-                   on_step=on_step, on_eval=on_eval, val_loss=val_loss)
+                   on_step=on_step, on_eval=on_eval, val_loss=val_loss, loggers=loggers)
 
 
 def weights(model) -> dict[str, np.ndarray]:

@@ -1,7 +1,6 @@
 import random
 
 import numpy as np
-import pytest
 
 import ocrforge  # noqa: F401
 import paddle

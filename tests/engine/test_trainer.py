@@ -131,6 +131,35 @@ def test_eval_every_n_epochs_and_after_the_last(tmp_path):
     assert ["val/acc" in h for h in trainer.state.history] == [False, True, True]
 
 
+def test_loggers_get_every_epoch_record_and_the_end_of_the_run(tmp_path):
+    """A logger (ocrforge.engine.loggers' protocol) sees the start, each epoch's history record and the summary;
+    an exception still reaches finish, with no summary."""
+
+    class Recorder:
+        def __init__(self):
+            self.events = []
+
+        def start(self, trainer, resumed):
+            self.events.append(("start", resumed))
+
+        def log_epoch(self, record):
+            self.events.append(("epoch", dict(record)))
+
+        def finish(self, summary):
+            self.events.append(("finish", None if summary is None else summary["epochs_run"]))
+
+    recorder = Recorder()
+    trainer = make_trainer(tmp_path / "out", epoch_num=2, loggers=[recorder])
+    trainer.fit()
+    assert recorder.events == [("start", False), *(("epoch", r) for r in trainer.state.history), ("finish", 2)]
+    assert [r["epoch"] for r in trainer.state.history] == [1, 2] and "val/acc" in trainer.state.history[-1]
+
+    broken = Recorder()
+    with pytest.raises(Interrupt):
+        make_trainer(tmp_path / "out2", epoch_num=2, loggers=[broken], on_step=[interrupt_at(3)]).fit()
+    assert broken.events[0] == ("start", False) and broken.events[-1] == ("finish", None)
+
+
 def test_dvclive_logs_every_epoch_metric_and_survives_resume(tmp_path):
     live_dir = tmp_path / "live"
 

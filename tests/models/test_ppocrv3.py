@@ -4,7 +4,6 @@
 import ocrforge  # noqa: F401  (sets the thread count before paddle loads)
 
 import json
-import logging
 import os
 import shutil
 import subprocess

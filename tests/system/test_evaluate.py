@@ -4,11 +4,11 @@ import json
 
 import cv2
 
-import numpy as np
 import pytest
 
 from ocrforge.data.ppocrlabel import TextLine
-from ocrforge.evaluate import evaluate, load_det_label_file, load_ppocrlabel_folder, load_testset
+from ocrforge.data.det_labels import load_det_label_file, load_ppocrlabel_folder, load_testset
+from ocrforge.evaluate import evaluate
 
 
 def _write_split(tmp_path, image, boxes, wrong_text: str):
