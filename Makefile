@@ -15,6 +15,8 @@ GPU ?= 0
 # paddlepaddle-gpu 3.x wheels are served from PaddlePaddle's own index for your CUDA version (see its install page).
 GPU_INDEX ?=
 PYTEST_ARGS ?=
+# test processes (pytest-xdist); 0: one process, in order (for debugging). Each builds the session fixtures itself.
+PYTEST_WORKERS ?= 2
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,8 +43,8 @@ repro: $(STAMP) ## run the pipeline (dvc.yaml) on the params.yaml data with `dvc
 distill: $(STAMP) ## distil a small MobileNetV3 detector from train_det's (the optional stages/distill/dvc.yaml)
 	dvc repro stages/distill/dvc.yaml
 
-test: $(STAMP) ## run the test suite
-	python -m pytest $(PYTEST_ARGS)
+test: $(STAMP) ## run the test suite (PYTEST_WORKERS processes, default 2)
+	python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## run the tests that take seconds, not minutes
 	python -m pytest -m "not slow" $(PYTEST_ARGS)
