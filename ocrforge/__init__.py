@@ -35,17 +35,28 @@ class _WithoutOmpNotice:
 
 
 class _QuietPaddleImport(_MetaPathFinder):
-    """Imports ``paddle`` (once, the first time anything does) with its OMP_NUM_THREADS notice left out."""
+    """Imports ``paddle`` (once, the first time anything does) with its OMP_NUM_THREADS notice left out.
+
+    It stays in ``sys.meta_path`` until paddle is actually imported: a mere lookup (the stage scripts' check
+    that the pinned stack is installed calls ``find_spec("paddle")``) must not use it up."""
+
+    def __init__(self):
+        self._looking = False
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "paddle":
+        if fullname != "paddle" or self._looking:
             return None
-        _sys.meta_path.remove(self)
-        spec = _find_spec("paddle")
+        self._looking = True  # the lookup below asks the other finders, not this one again
+        try:
+            spec = _find_spec("paddle")
+        finally:
+            self._looking = False
         if spec is not None and spec.loader is not None:
             run = spec.loader.exec_module
 
             def exec_module(module):
+                if self in _sys.meta_path:
+                    _sys.meta_path.remove(self)
                 stderr = _sys.stderr
                 _sys.stderr = _WithoutOmpNotice(stderr)
                 try:

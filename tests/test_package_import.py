@@ -19,6 +19,17 @@ def test_paddle_imported_after_ocrforge_prints_nothing(tmp_path):
     assert run.stderr == "3.3.1 2\n"  # the notice and the warning are gone; the thread count is kept
 
 
+def test_a_stage_script_start_prints_nothing_either(tmp_path):
+    """A stage script first checks the stack is installed (``find_spec("paddle")``, ocrforge.environment), then
+    imports paddle: the lookup must not use up the quiet import (the notice was back in every stage's log)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "OMP_NUM_THREADS")}
+    env["OMP_NUM_THREADS"] = "2"
+    run = subprocess.run([sys.executable, "-c", "import ocrforge.environment, ocrforge, paddle; print('ok')"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout == "ok\n"
+    assert run.stderr == ""
+
+
 def test_only_the_omp_notice_is_left_out_of_stderr():
     out = io.StringIO()
     stream = _WithoutOmpNotice(out)
