@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -44,6 +45,9 @@ def _init_worker(model_dir: str, threads: int, options: dict) -> None:
     from ocrforge.api import OCR
 
     _OCR = OCR(model_dir, threads=threads, **options)
+    # paddle's handler for SIGTERM prints a stack trace from inside the signal handler, which can hang a worker
+    # whose other threads hold a lock; the executor stops the surviving workers of a broken pool with SIGTERM
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _read(image) -> OcrResult:
@@ -202,12 +206,19 @@ class OCRPool:
         except Exception as exc:  # noqa: BLE001 - raised (errors="raise") when its turn comes, in input order
             return exc
 
-    def _dead_workers(self) -> str:
+    def _dead_workers(self, wait_s: float = 2.0) -> str:
         """How the pool's dead workers ended, e.g. ``killed by SIGKILL`` (not those the executor itself then
-        terminated with SIGTERM, unless nothing else is known)."""
+        terminated with SIGTERM, unless nothing else is known).
+
+        The executor's own thread reaps its workers too. When it wins, our ``waitpid`` finds no child and
+        ``exitcode`` stays None until that thread has stored the status, so this waits (``wait_s`` at most,
+        in all) for each exit status rather than reading it once."""
         processes = list({**self._seen, **(getattr(self._pool, "_processes", None) or {})}.values())
+        deadline = time.monotonic() + wait_s
         for process in processes:
-            process.join(timeout=1.0)
+            while process.exitcode is None and time.monotonic() < deadline:
+                process.join(timeout=0.05)
+                time.sleep(0.005)  # join returns at once for a child already reaped: let the other thread run
         codes = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
         codes = [c for c in codes if c != -signal.SIGTERM] or codes
         ends = []
@@ -223,8 +234,8 @@ class OCRPool:
 
     def _discard(self) -> None:
         """Shut a broken executor down, killing its surviving workers first. The executor itself would stop
-        them with SIGTERM and wait for them; paddle catches SIGTERM and prints a stack trace from inside the
-        signal handler, which can hang a worker whose other threads hold a lock, and the wait with it.
+        them with SIGTERM and wait for them; a worker still loading its models has paddle's SIGTERM handler,
+        which prints a stack trace from inside the signal handler and can hang, and the wait with it.
         SIGKILL cannot be caught."""
         for process in list((getattr(self._pool, "_processes", None) or {}).values()):
             if process.is_alive():
