@@ -1,9 +1,13 @@
-"""Choosing DBPostProcess's ``unclip_ratio`` and ``box_thresh`` for a trained detector by validation hmean.
+"""Choosing how the deployed system reads with a trained detector, on its validation images: DBPostProcess's
+``unclip_ratio`` and ``box_thresh``, the detection side length, and (optionally) the trained weights or the ones
+training started from, by validation hmean.
 
 The values that turn a probability map into boxes move with fine-tuning: on sroie100 the shipped PP-OCRv4
-detector scores its best at unclip 1.3 and 0.17 lower at 2.0, and a fine-tuned one the other way round. The
-maps are computed once per image by the inference pipeline (:meth:`ocrforge.system.TextSystem.detect_maps`);
-each setting re-runs only :func:`ocrforge.system.boxes_from_maps`, the step the deployed system runs.
+detector scores its best at unclip 1.3 and 0.17 lower at 2.0, and a fine-tuned one the other way round. And a
+short fine-tune on a few images can read a val split worse than the shipped weights did (sroie100: 0.895 after
+three epochs at 960 px, 0.943 for the shipped detector at 1280). The maps are computed once per weights and side
+length by the inference pipeline (:meth:`ocrforge.system.TextSystem.detect_maps`); each pair re-runs only
+:func:`ocrforge.system.boxes_from_maps`, the step the deployed system runs.
 
 The choice goes to the run's own ``postprocess.json`` (:data:`ocrforge.system.POSTPROCESS_FILE`), beside the
 ``config.yml`` training wrote, which stays as training wrote it; evaluation and export read both
@@ -16,6 +20,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -77,16 +82,23 @@ def search_db_postprocess(
 def tune_det_postprocess(
     model_dir: str | os.PathLike, label_file: str | os.PathLike, data_dir: str | os.PathLike,
     unclip_ratios: Sequence[float], box_threshes: Sequence[float], report_file: str | os.PathLike,
-    checkpoint: str = "best_accuracy", logger: logging.Logger = log,
+    checkpoint: str = "best_accuracy", logger: logging.Logger = log, side_lens: Sequence[int] = (),
+    compare_pretrained: bool = False,
 ) -> dict:
-    """After a detector's training: score the DBPostProcess grid on the validation images with the
-    ``checkpoint`` weights, write the table to ``report_file`` (JSON) and the post-process to keep (the best
-    pair; the configured one without a grid) to ``model_dir/postprocess.json``, which evaluation and export
-    read (:func:`ocrforge.system.trained_settings`)."""
+    """After a detector's training: choose how the deployed system reads with it, on the validation images.
+
+    Scores the DBPostProcess grid (``unclip_ratios`` x ``box_threshes``, with the configured pair) at each
+    detection side length (``side_lens``, with the config's own), with the ``checkpoint`` weights and, when
+    ``compare_pretrained``, also with the weights the training started from (``Global.pretrained_model``).
+    Writes the table to ``report_file`` (JSON) and the choice to ``model_dir/postprocess.json``, which
+    evaluation and export read (:func:`ocrforge.system.trained_settings`). When the starting weights read the
+    val split better than every fine-tuned epoch (a shipped detector that fine-tuning on a few images made
+    worse), they become ``<checkpoint>.pdparams`` and the trained weights are kept as ``best_trained.pdparams``.
+    Ties go to the trained weights, the configured side length and the pair nearest the configured one."""
     from ocrforge.config import load_config
     from ocrforge.data.det_labels import load_det_label_file
     from ocrforge.data.images import read_image
-    from ocrforge.models.build import load_checkpoint
+    from ocrforge.models.build import build_pretrained_model, load_checkpoint
     from ocrforge.models.distillation import deployed_model
     from ocrforge.system import POSTPROCESS_FILE, DygraphRunner, TextSystem, settings_from_configs
 
@@ -97,23 +109,65 @@ def tune_det_postprocess(
         raise FileNotFoundError(f"{weights} not found: the post-process search runs on a finished training run")
     samples = load_det_label_file(label_file, data_dir)
     post = dict(config.get("PostProcess") or {})
-    result = {"searched": bool(unclip_ratios or box_threshes), "images": len(samples)}
+    settings = settings_from_configs(config)
+    configured_side = settings.det_limit_side_len
+    sides = sorted({configured_side, *(int(s) for s in side_lens)})
+    pretrained = config["Global"].get("pretrained_model") or ""
+    compare_pretrained = bool(compare_pretrained and pretrained and config["Architecture"].get("name") != "DistillationModel")
+    result = {"searched": bool(unclip_ratios or box_threshes or len(sides) > 1 or compare_pretrained),
+              "images": len(samples)}
+    weights_kept = "trained"
     if result["searched"]:
-        # the maps once, through the inference pipeline itself (pre-processing as the config's Eval says)
-        system = TextSystem(DygraphRunner(deployed_model(load_checkpoint(config, weights), config)), None,
-                            settings_from_configs(config))
-        maps = [system.detect_maps(read_image(s.path)) for s in samples]
-        result.update(search_db_postprocess(maps, [s.lines for s in samples], post, unclip_ratios, box_threshes))
-        best = result["best"]
-        for row in result["rows"]:
-            logger.info("post-process unclip_ratio %.2f box_thresh %.2f: val precision %.4f recall %.4f hmean %.4f",
-                        row["unclip_ratio"], row["box_thresh"], row["precision"], row["recall"], row["hmean"])
+        models = {"trained": deployed_model(load_checkpoint(config, weights), config)}
+        if compare_pretrained:
+            models["pretrained"] = build_pretrained_model(config, logger)
+        longest = [max(read_image(s.path).shape[:2]) for s in samples]
+        truths = [s.lines for s in samples]
+        rows, configured = [], None
+        for name, model in models.items():
+            model.eval()
+            scored: dict[tuple, list] = {}  # side lengths that resize no val image differently share their maps
+            for side in sides:
+                key = tuple(min(side, n) for n in longest)
+                if key not in scored:
+                    # the maps once, through the inference pipeline itself (pre-processing as the config's Eval)
+                    system = TextSystem(DygraphRunner(model), None, settings.with_overrides(det_limit_side_len=side))
+                    maps = [system.detect_maps(read_image(s.path)) for s in samples]
+                    scored[key] = search_db_postprocess(maps, truths, post, unclip_ratios, box_threshes)
+                found = scored[key]
+                for row in found["rows"]:
+                    rows.append({"weights": name, "limit_side_len": side, **row})
+                best = max(found["rows"], key=lambda r: r["hmean"])
+                logger.info("post-process search, %s weights at side %d: best val hmean %.4f (unclip_ratio %.2f, "
+                            "box_thresh %.2f)", name, side, best["hmean"], best["unclip_ratio"], best["box_thresh"])
+                if name == "trained" and side == configured_side:
+                    configured = {"weights": name, "limit_side_len": side, **found["configured"]}
+
+        def preference(row: dict) -> tuple:
+            return (-round(row["hmean"], 6), row["weights"] != "trained", row["limit_side_len"] != configured_side,
+                    abs(row["unclip_ratio"] - configured["unclip_ratio"]) + abs(row["box_thresh"] - configured["box_thresh"]))
+
+        best = min(rows, key=preference)
+        result.update(rows=rows, configured=configured, best=best, changed=best != configured)
         post = {**post, "unclip_ratio": best["unclip_ratio"], "box_thresh": best["box_thresh"]}
-        logger.info("post-process: unclip_ratio %.2f, box_thresh %.2f (val hmean %.4f; configured %.4f), "
-                    "written to %s", best["unclip_ratio"], best["box_thresh"], best["hmean"],
-                    result["configured"]["hmean"], model_dir / POSTPROCESS_FILE)
+        weights_kept = best["weights"]
+        if weights_kept == "pretrained":
+            import paddle
+
+            shutil.copyfile(weights, model_dir / "best_trained.pdparams")
+            paddle.save(models["pretrained"].state_dict(), str(weights))
+            logger.info("the weights training started from (%s) read the val split better than the trained ones "
+                        "(hmean %.4f vs %.4f at best): %s now holds them; the trained ones are in %s", pretrained,
+                        best["hmean"], max(r["hmean"] for r in rows if r["weights"] == "trained"), weights,
+                        model_dir / "best_trained.pdparams")
+        logger.info("post-process: %s weights, side %d, unclip_ratio %.2f, box_thresh %.2f (val hmean %.4f; as "
+                    "configured %.4f), written to %s", weights_kept, best["limit_side_len"], best["unclip_ratio"],
+                    best["box_thresh"], best["hmean"], configured["hmean"], model_dir / POSTPROCESS_FILE)
     result["post_process"] = {k: post.get(k) for k in ("thresh", "box_thresh", "unclip_ratio")}
-    (model_dir / POSTPROCESS_FILE).write_text(json.dumps(result["post_process"], indent=2) + "\n", encoding="utf-8")
+    result["post_process"]["limit_side_len"] = result["best"]["limit_side_len"] if result["searched"] else configured_side
+    result["weights"] = weights_kept
+    (model_dir / POSTPROCESS_FILE).write_text(json.dumps({**result["post_process"], "weights": weights_kept},
+                                                         indent=2) + "\n", encoding="utf-8")
     Path(report_file).parent.mkdir(parents=True, exist_ok=True)
     Path(report_file).write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -122,16 +176,24 @@ def tune_det_postprocess(
 def search_after_training(model_dir: str | os.PathLike, data_dir: str | os.PathLike, grid: dict | None,
                           report_dir: str | os.PathLike, logger: logging.Logger = log) -> dict:
     """What a detector-training stage runs after training: :func:`tune_det_postprocess` over ``grid`` (a
-    ``postprocess_search`` param: ``unclip_ratio`` and ``box_thresh`` lists) on ``data_dir``'s val split, the
-    table in ``report_dir/postprocess.json`` and a section appended to ``report_dir/report.md``."""
+    ``postprocess_search`` param: ``unclip_ratio``, ``box_thresh`` and ``limit_side_len`` lists,
+    ``compare_pretrained``) on ``data_dir``'s val split, the table in ``report_dir/postprocess.json`` and a
+    section appended to ``report_dir/report.md``."""
     grid = grid or {}
     report_dir = Path(report_dir)
     result = tune_det_postprocess(model_dir, Path(data_dir) / "det" / "val.txt", data_dir,
                                   grid.get("unclip_ratio") or [], grid.get("box_thresh") or [],
-                                  report_dir / "postprocess.json", logger=logger)
+                                  report_dir / "postprocess.json", logger=logger,
+                                  side_lens=grid.get("limit_side_len") or [],
+                                  compare_pretrained=bool(grid.get("compare_pretrained")))
     with open(report_dir / "report.md", "a", encoding="utf-8") as report:
         report.write(search_markdown(result))
     return result
+
+
+def _cells(row: dict, keys: Sequence[str]) -> list[str]:
+    return [f"{row[k]:.4f}" if k in ("precision", "recall", "hmean") else f"{row[k]:g}" if isinstance(row[k], float)
+            else str(row[k]) for k in keys]
 
 
 def search_markdown(result: dict) -> str:
@@ -140,13 +202,30 @@ def search_markdown(result: dict) -> str:
     if not result["searched"]:
         return (f"\n## Post-process\n\nunclip_ratio {post['unclip_ratio']}, box_thresh {post['box_thresh']} as "
                 f"configured (no search: train_det.postprocess_search is empty).\n")
-    lines = ["", "## Post-process, chosen on the val split", "",
-             f"{result['images']} images; the row in bold is kept (the model folder's postprocess.json).", "",
-             "| unclip_ratio | box_thresh | precision | recall | hmean |", "|---|---|---|---|---|"]
+    best = result["best"]
+    lines = ["", "## Post-process, chosen on the val split", ""]
+    combos = sorted({(r["weights"], r["limit_side_len"]) for r in result["rows"]}, key=lambda c: (c[0] != "trained", c[1]))
+    if len(combos) > 1:
+        lines += [f"{result['images']} images. The best pair of each weights and detection side length; the row in "
+                  f"bold is kept (the model folder's postprocess.json):", "",
+                  "| weights | side length | unclip_ratio | box_thresh | precision | recall | hmean |",
+                  "|---|---|---|---|---|---|---|"]
+        keys = ("weights", "limit_side_len", "unclip_ratio", "box_thresh", "precision", "recall", "hmean")
+        for combo in combos:
+            row = max((r for r in result["rows"] if (r["weights"], r["limit_side_len"]) == combo),
+                      key=lambda r: (r["hmean"], r == best))
+            cells = _cells(row, keys)
+            lines.append("| " + " | ".join(f"**{c}**" if row == best else c for c in cells) + " |")
+        if best["weights"] == "pretrained":
+            lines += ["", "The weights training started from read the val split best: best_accuracy.pdparams holds "
+                          "them, and the trained ones are kept as best_trained.pdparams."]
+        lines += ["", f"Every pair with the {best['weights']} weights at side {best['limit_side_len']}:", ""]
+    else:
+        lines += [f"{result['images']} images; the row in bold is kept (the model folder's postprocess.json).", ""]
+    lines += ["| unclip_ratio | box_thresh | precision | recall | hmean |", "|---|---|---|---|---|"]
     for row in result["rows"]:
-        cells = [f"{row['unclip_ratio']:g}", f"{row['box_thresh']:g}",
-                 *(f"{row[k]:.4f}" for k in ("precision", "recall", "hmean"))]
-        if row == result["best"]:
-            cells = [f"**{c}**" for c in cells]
-        lines.append("| " + " | ".join(cells) + " |")
+        if (row["weights"], row["limit_side_len"]) != (best["weights"], best["limit_side_len"]):
+            continue
+        cells = _cells(row, ("unclip_ratio", "box_thresh", "precision", "recall", "hmean"))
+        lines.append("| " + " | ".join(f"**{c}**" if row == best else c for c in cells) + " |")
     return "\n".join(lines) + "\n"

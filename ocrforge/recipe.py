@@ -21,6 +21,25 @@ def set_transform_arg(config: dict, mode: str, op_name: str, key: str, value: An
     raise KeyError(f"{mode}.dataset.transforms has no {op_name}; the param that sets {key} needs it")
 
 
+def set_box_jitter(config: dict, jitter: float) -> None:
+    """Train the recogniser on boxes moved by up to ``jitter`` times their thickness (``RecBoxJitter``, right
+    after ``DecodeImage``, so that the extra samples of ``RecConAug`` get it too); 0: on the labelled boxes
+    exactly. The op's other args stay as the config has them."""
+    dataset = config["Train"]["dataset"]
+    ops = dataset["transforms"]
+    found = [op for op in ops if "RecBoxJitter" in op]
+    rest = [op for op in ops if "RecBoxJitter" not in op]
+    if jitter > 0:
+        if not rest or "DecodeImage" not in rest[0]:
+            raise KeyError("train_rec.box_jitter needs Train.dataset.transforms to start with DecodeImage")
+        args = {**((found[0]["RecBoxJitter"] or {}) if found else {"prob": 0.5}), "jitter": jitter}
+        rest.insert(1, {"RecBoxJitter": args})
+        dataset["ext_op_transform_idx"] = max(2, int(dataset.get("ext_op_transform_idx", 1)))
+    elif found:
+        dataset["ext_op_transform_idx"] = max(1, int(dataset.get("ext_op_transform_idx", 2)) - 1)
+    dataset["transforms"] = rest
+
+
 TRAIN_CROPS = {"east": "EastRandomCropData", "native": "NativeScaleCrop"}
 
 
@@ -167,6 +186,11 @@ def rec_config_from_params(base: dict, p: dict, dictionary: dict, data_dir: str,
     for op in config["Train"]["dataset"]["transforms"]:
         if "RecConAug" in op:
             op["RecConAug"] = {**(op["RecConAug"] or {}), "image_shape": [height, width, channels], "max_text_length": max_len}
+    train_list = f"{data_dir}/rec/train.txt"
+    if "box_jitter" in p:
+        set_box_jitter(config, float(p["box_jitter"] or 0))
+    if any("RecBoxJitter" in op for op in config["Train"]["dataset"]["transforms"]):
+        train_list = f"{data_dir}/rec/train_context.txt"  # the crops with image around them that it cuts
     overrides = _common_overrides(p)
     overrides.update({
         "Global.save_model_dir": out_dir,
@@ -176,7 +200,7 @@ def rec_config_from_params(base: dict, p: dict, dictionary: dict, data_dir: str,
         "Global.max_text_length": max_len,
         "Architecture.Head.head_list.1.NRTRHead.max_text_length": max_len,
         "Train.dataset.data_dir": data_dir,
-        "Train.dataset.label_file_list": [f"{data_dir}/rec/train.txt"],
+        "Train.dataset.label_file_list": [train_list],
         "Train.sampler.scales": [[width, int(h)] for h in p["heights"]],
         "Train.sampler.first_bs": int(p["batch_size"]),
         "Eval.dataset.data_dir": data_dir,

@@ -397,8 +397,9 @@ def settings_from_configs(det_config: dict, rec_config: dict | None = None) -> S
 
 
 def detector_postprocess(det_dir: str | os.PathLike) -> dict:
-    """The DB post-process values (``thresh``, ``box_thresh``, ``unclip_ratio``) the detector's training run in
-    ``det_dir`` chose on its val split (its ``postprocess.json``); {} for a run that has none."""
+    """The DB post-process values (``thresh``, ``box_thresh``, ``unclip_ratio``) and the detection side length
+    (``limit_side_len``) the detector's training run in ``det_dir`` chose on its val split (its
+    ``postprocess.json``); {} for a run that has none."""
     path = Path(det_dir) / POSTPROCESS_FILE
     if not path.is_file():
         return {}
@@ -407,7 +408,8 @@ def detector_postprocess(det_dir: str | os.PathLike) -> dict:
     except ValueError as exc:
         raise ValueError(f"{path} is not valid JSON ({exc}); rerun the detector's training stage "
                          f"(dvc repro train_det), which writes it") from exc
-    return {key: chosen[key] for key in ("thresh", "box_thresh", "unclip_ratio") if chosen.get(key) is not None}
+    return {key: chosen[key] for key in ("thresh", "box_thresh", "unclip_ratio", "limit_side_len")
+            if chosen.get(key) is not None}
 
 
 def trained_settings(det_dir: str | os.PathLike, det_config: dict, rec_config: dict | None = None) -> SystemSettings:
@@ -417,7 +419,7 @@ def trained_settings(det_dir: str | os.PathLike, det_config: dict, rec_config: d
     chosen = detector_postprocess(det_dir)
     return settings_from_configs(det_config, rec_config).with_overrides(
         det_db_thresh=chosen.get("thresh"), det_db_box_thresh=chosen.get("box_thresh"),
-        det_db_unclip_ratio=chosen.get("unclip_ratio"))
+        det_db_unclip_ratio=chosen.get("unclip_ratio"), det_limit_side_len=chosen.get("limit_side_len"))
 
 
 def load_trained_model(model_dir: str | os.PathLike, checkpoint: str = "best_accuracy"):

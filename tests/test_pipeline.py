@@ -113,10 +113,14 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
     assert (repo / "models/export/det/inference.json").is_file()
     # the post-process pair chosen on val (train_det) is the one evaluated and exported
     search = json.loads((repo / "reports/train_det/postprocess.json").read_text())
-    assert [r["unclip_ratio"] for r in search["rows"]] == [1.5, 2.0, 2.5]
+    trained_320 = [r for r in search["rows"] if (r["weights"], r["limit_side_len"]) == ("trained", 320)]
+    assert [r["unclip_ratio"] for r in trained_320] == [1.5, 2.0, 2.5]
+    assert {(r["weights"], r["limit_side_len"]) for r in search["rows"]} == {
+        (weights, side) for weights in ("trained", "pretrained") for side in (320, 960, 1280)}
     assert search["best"]["hmean"] == max(r["hmean"] for r in search["rows"])
     manifest = json.loads((repo / "models/export/manifest.json").read_text())
     assert manifest["settings"]["det_db_unclip_ratio"] == search["best"]["unclip_ratio"]
+    assert manifest["settings"]["det_limit_side_len"] == search["best"]["limit_side_len"]
     bench = json.loads((repo / "reports/benchmark.json").read_text())
     from ocrforge.benchmark import ENGINES
 

@@ -81,7 +81,8 @@ def test_tune_writes_the_val_best_pair_beside_the_model_config(trained_models, s
     # system's settings (eval, export) read
     assert (model_dir / "config.yml").read_text() == trained_config
     assert json.loads((model_dir / "postprocess.json").read_text()) == {
-        "thresh": config["PostProcess"]["thresh"], "box_thresh": config["PostProcess"]["box_thresh"], "unclip_ratio": 1.5}
+        "thresh": config["PostProcess"]["thresh"], "box_thresh": config["PostProcess"]["box_thresh"], "unclip_ratio": 1.5,
+        "limit_side_len": 960, "weights": "trained"}
     assert result["post_process"]["unclip_ratio"] == 1.5
     settings = trained_settings(model_dir, load_config(model_dir / "config.yml"))
     assert (settings.det_db_unclip_ratio, settings.det_db_box_thresh) == (1.5, config["PostProcess"]["box_thresh"])
@@ -100,4 +101,43 @@ def test_tune_without_a_grid_leaves_the_config_alone(trained_models, sroie_dir, 
     # the configured pair is still written, so every detector run has the file eval and export depend on
     configured = load_config(model_dir / "config.yml")["PostProcess"]
     assert json.loads((model_dir / "postprocess.json").read_text()) == {
-        k: configured[k] for k in ("thresh", "box_thresh", "unclip_ratio")}
+        **{k: configured[k] for k in ("thresh", "box_thresh", "unclip_ratio")}, "limit_side_len": 960,
+        "weights": "trained"}
+
+
+def test_the_search_also_chooses_the_side_length_and_the_starting_weights(trained_models, sroie_dir, sroie_val,
+                                                                          tmp_path):
+    """A fine-tune that broke the detector (its head zeroed: every pixel 0.5) against the shipped weights it
+    started from: the search keeps the shipped ones, and the broken ones stay beside them."""
+    import paddle
+
+    model_dir = tmp_path / "det"
+    shutil.copytree(trained_models / "det", model_dir)
+    weights = model_dir / "best_accuracy.pdparams"
+    state = paddle.load(str(weights))
+    paddle.save({k: paddle.zeros_like(v) if k.startswith("head.") else v for k, v in state.items()}, str(weights))
+    broken = weights.read_bytes()
+
+    result = tune_det_postprocess(model_dir, sroie_val, sroie_dir, [1.5], [], tmp_path / "postprocess.json",
+                                  side_lens=[640], compare_pretrained=True)
+
+    combos = {(r["weights"], r["limit_side_len"]) for r in result["rows"]}
+    assert combos == {("trained", 640), ("trained", 960), ("pretrained", 640), ("pretrained", 960)}
+    by_combo = {(r["weights"], r["limit_side_len"]): r["hmean"] for r in result["rows"] if r["unclip_ratio"] == 1.5
+                and r["box_thresh"] == 0.6}
+    assert by_combo[("pretrained", 960)] > by_combo[("trained", 960)] + 0.5
+    assert by_combo[("pretrained", 640)] != by_combo[("pretrained", 960)]  # receipts are larger than 640 px
+    best = result["best"]
+    assert best["weights"] == result["weights"] == "pretrained"
+    assert (model_dir / "best_trained.pdparams").read_bytes() == broken
+    restored = paddle.load(str(weights))
+    # the shipped weights again (the threshold-map branch, trained but not shipped, starts random each build)
+    assert restored.keys() == state.keys()
+    assert all(np.array_equal(restored[k].numpy(), v.numpy()) for k, v in state.items() if not k.startswith("head.thresh"))
+    chosen = json.loads((model_dir / "postprocess.json").read_text())
+    assert chosen["weights"] == "pretrained" and chosen["limit_side_len"] == best["limit_side_len"]
+    settings = trained_settings(model_dir, load_config(model_dir / "config.yml"))
+    assert settings.det_limit_side_len == best["limit_side_len"]
+    table = search_markdown(result)
+    assert "| trained | 640 |" in table and "best_trained.pdparams" in table
+    assert f"| **pretrained** | **{best['limit_side_len']}** |" in table

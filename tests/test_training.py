@@ -68,7 +68,7 @@ def test_the_normalised_zero_shot_acc_does_not_depend_on_the_labels_case(tmp_pat
     zero_shot = {}
     for case in ("upper", "lower"):
         if case == "lower":
-            for split in ("train", "val"):
+            for split in ("train", "train_context", "val"):
                 rows = (data / "rec" / f"{split}.txt").read_text(encoding="utf-8").splitlines()
                 lowered = [f"{row.split(chr(9), 1)[0]}\t{row.split(chr(9), 1)[1].lower()}" for row in rows]
                 (data / "rec" / f"{split}.txt").write_text("\n".join(lowered) + "\n", encoding="utf-8")

@@ -10,6 +10,8 @@ Output layout under ``out_dir`` (PaddleOCR's ``data_dir``; every path in a label
     det/{train,val,test}.txt     det/images/<name><TAB>[{"transcription", "points", "difficult"}, ...]
     rec/{train,val,test}/<name>  text-line crops (PNG)
     rec/{train,val,test}.txt     rec/<split>/<name><TAB><text>
+    rec/train_context/<name>     the train crops with image around them (CONTEXT_MARGIN; RecBoxJitter cuts them)
+    rec/train_context.txt        rec/train_context/<name><TAB><text>
     summary.json                 counts per split and the dictionary check
 """
 
@@ -25,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ocrforge.data.crop import crop_text_line
+from ocrforge.data.crop import CONTEXT_MARGIN, crop_text_line
 from ocrforge.data.images import read_image
 from ocrforge.data.ppocrlabel import LabeledImage, LabelSet, polygon_area
 
@@ -190,7 +192,11 @@ def split_dataset(
     for split in SPLITS:
         rec_dir = out_dir / "rec" / split
         rec_dir.mkdir(parents=True)
-        det_rows, rec_rows = [], []
+        # the recogniser trains on context crops (RecBoxJitter); val and test score exact crops
+        context_dir = out_dir / "rec" / "train_context" if split == "train" else None
+        if context_dir:
+            context_dir.mkdir(parents=True)
+        det_rows, rec_rows, context_rows = [], [], []
         ignored = 0
         for image in assignment[split]:
             name = flat_name(image.key, taken)
@@ -210,16 +216,19 @@ def split_dataset(
                 if line.ignore:
                     ignored += 1
                     continue
-                crop = crop_text_line(pixels, np.array(line.points))
                 crop_name = f"{stem}_{index:03d}.png"
-                ok, encoded = cv2.imencode(".png", crop)
-                if not ok:
-                    raise RuntimeError(f"could not encode the crop of {image.key} box {index + 1}")
-                encoded.tofile(str(rec_dir / crop_name))
+                _write_png(crop_text_line(pixels, np.array(line.points)), rec_dir / crop_name, image.key, index)
                 rec_rows.append(f"rec/{split}/{crop_name}\t{line.text}")
+                if context_dir:
+                    _write_png(crop_text_line(pixels, np.array(line.points), CONTEXT_MARGIN),
+                               context_dir / crop_name, image.key, index)
+                    context_rows.append(f"rec/train_context/{crop_name}\t{line.text}")
                 rec_texts.append((f"{label_set.label_file}:{image.line_no} box {index + 1}", line.text))
         (out_dir / "det" / f"{split}.txt").write_text("".join(r + "\n" for r in det_rows), encoding="utf-8")
         (out_dir / "rec" / f"{split}.txt").write_text("".join(r + "\n" for r in rec_rows), encoding="utf-8")
+        if context_dir:
+            (out_dir / "rec" / "train_context.txt").write_text("".join(r + "\n" for r in context_rows),
+                                                               encoding="utf-8")
         summary["splits"][split] = {
             "images": len(assignment[split]),
             "det_boxes": sum(len(im.lines) for im in assignment[split]),
@@ -234,6 +243,13 @@ def split_dataset(
         summary["dictionary"] = dictionary_report(rec_texts, chars, max_text_length)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return summary
+
+
+def _write_png(crop: np.ndarray, path: Path, key: str, index: int) -> None:
+    ok, encoded = cv2.imencode(".png", crop)
+    if not ok:
+        raise RuntimeError(f"could not encode the crop of {key} box {index + 1}")
+    encoded.tofile(str(path))
 
 
 def format_summary(summary: dict) -> str:

@@ -323,5 +323,6 @@ def clear_stale_checkpoints(config: dict, logger: logging.Logger = logger) -> bo
     for name in ("latest", "best_accuracy"):
         for path in checkpoint_paths(out_dir, name).values():
             Path(path).unlink(missing_ok=True)
-    (out_dir / "postprocess.json").unlink(missing_ok=True)  # ocrforge.system.POSTPROCESS_FILE
+    for derived in ("postprocess.json", "best_trained.pdparams"):  # written by ocrforge.postprocess_search
+        (out_dir / derived).unlink(missing_ok=True)
     return True

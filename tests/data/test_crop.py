@@ -2,8 +2,9 @@
 
 import cv2
 import numpy as np
+import pytest
 
-from ocrforge.data.crop import crop_text_line, order_quad
+from ocrforge.data.crop import CONTEXT_MARGIN, context_pad, crop_text_line, order_quad
 
 
 def pattern(width=120, height=32) -> np.ndarray:
@@ -64,3 +65,31 @@ def test_upright_crop_is_rotated_to_read_left_to_right():
     quad = np.array([[50, 20], [70, 20], [70, 100], [50, 100]], np.float32)
     crop = crop_text_line(image, quad)
     assert crop.shape[:2] == (20, 80)
+
+
+@pytest.mark.parametrize("angle", [0.0, 12.0, 90.0])
+def test_a_context_crop_holds_the_exact_crop_inside_its_pad(angle):
+    image, quad = place(pattern(), angle)
+    exact = crop_text_line(image, quad)
+    context = crop_text_line(image, quad, CONTEXT_MARGIN)
+    pad = context_pad(context.shape, CONTEXT_MARGIN)
+    assert pad == round(CONTEXT_MARGIN * min(exact.shape[:2])) > 0
+    inner = context[pad:-pad, pad:-pad].astype(int)
+    assert inner.shape == exact.shape and np.abs(inner - exact).mean() < 1.0  # the warp's fixed-point rounding
+
+
+def test_a_context_crop_keeps_the_image_around_the_line():
+    image = np.random.default_rng(1).integers(0, 255, (100, 200, 3)).astype(np.uint8)
+    box = np.array([[40, 30], [160, 30], [160, 62], [40, 62]], np.float32)  # 120 x 32: a pad of 8
+    context = crop_text_line(image, box, CONTEXT_MARGIN)
+    assert np.array_equal(context, image[22:70, 32:168])
+
+
+def test_context_pad_is_found_for_every_line_thickness():
+    for thickness in range(1, 200):
+        for length in (thickness, thickness + 1, 3 * thickness + 7):
+            pad = int(round(CONTEXT_MARGIN * thickness))
+            shape = (thickness + 2 * pad, length + 2 * pad, 3)
+            assert context_pad(shape, CONTEXT_MARGIN) == pad
+    with pytest.raises(ValueError, match="not a context crop"):
+        context_pad((8, 40, 3), CONTEXT_MARGIN)  # no thickness gives 8 (5 -> 7, 6 -> 10)

@@ -205,3 +205,18 @@ def test_the_split_stage_warns_and_writes_the_layout_to_its_metrics(tmp_path, re
     metrics = json.loads((tmp_path / "reports" / "split.json").read_text())
     assert metrics["layout"] == "single_line_crops"
     assert metrics["layout_warning"].startswith("10 of 10 images hold a single box covering at least 90%")
+
+
+def test_train_lines_also_get_context_crops_for_the_recogniser(demo_labels, tmp_path):
+    from ocrforge.data.crop import CONTEXT_MARGIN, context_pad
+    from ocrforge.data.images import read_image
+
+    split_dataset(demo_labels, tmp_path, seed=1)
+    exact, context = read_rows(tmp_path / "rec" / "train.txt"), read_rows(tmp_path / "rec" / "train_context.txt")
+    assert [text for _, text in context] == [text for _, text in exact] and len(exact) > 0
+    for (exact_path, _), (context_path, _) in zip(exact, context):
+        assert context_path == exact_path.replace("rec/train/", "rec/train_context/")
+        crop, wide = read_image(tmp_path / exact_path), read_image(tmp_path / context_path)
+        pad = context_pad(wide.shape, CONTEXT_MARGIN)
+        assert wide.shape[:2] == (crop.shape[0] + 2 * pad, crop.shape[1] + 2 * pad)
+    assert not (tmp_path / "rec" / "val_context.txt").exists() and not (tmp_path / "rec" / "test_context").exists()

@@ -187,3 +187,42 @@ def test_a_plugin_package_adds_a_transform_through_entry_points(install_plugin):
         assert invert({"image": np.full((2, 2), 5, np.uint8)})["image"].tolist() == [[250, 250], [250, 250]]
     finally:
         TRANSFORMS._items.pop("AcmeInvert", None)
+
+
+def _context_sample(thickness=20, length=90):
+    """A context crop (CONTEXT_MARGIN) of a line whose pixels are their own column and row numbers."""
+    from ocrforge.data.crop import CONTEXT_MARGIN
+
+    pad = int(round(CONTEXT_MARGIN * thickness))
+    rows, cols = np.mgrid[0 : thickness + 2 * pad, 0 : length + 2 * pad]
+    image = np.stack([rows, cols, np.zeros_like(rows)], axis=-1).astype(np.uint8)
+    return image, pad
+
+
+def test_box_jitter_cuts_the_labelled_box_or_one_moved_by_at_most_jitter():
+    from ocrforge.data.transforms import RecBoxJitter
+
+    image, pad = _context_sample()
+    exact = image[pad:-pad, pad:-pad]
+    assert np.array_equal(RecBoxJitter(prob=0.0)({"image": image.copy()})["image"], exact)
+    np.random.seed(0)
+    op = RecBoxJitter(prob=1.0, jitter=0.25)
+    moved = 0
+    for _ in range(50):
+        out = op({"image": image.copy()})["image"]
+        top, left = int(out[0, 0, 0]), int(out[0, 0, 1])
+        bottom, right = int(out[-1, 0, 0]) + 1, int(out[0, -1, 1]) + 1
+        assert out.shape[:2] == (bottom - top, right - left)
+        for edge, labelled in ((top, pad), (left, pad), (bottom, image.shape[0] - pad), (right, image.shape[1] - pad)):
+            assert abs(edge - labelled) <= 5  # 0.25 x a thickness of 20
+        moved += (top, left, bottom, right) != (pad, pad, image.shape[0] - pad, image.shape[1] - pad)
+    assert moved >= 40
+
+
+def test_box_jitter_cannot_move_a_box_further_out_than_the_context():
+    from ocrforge.data.transforms import RecBoxJitter
+
+    with pytest.raises(ValueError, match="further out than the context"):
+        RecBoxJitter(jitter=0.3)
+    with pytest.raises(ValueError, match="not a context crop"):
+        RecBoxJitter()({"image": np.zeros((8, 40, 3), np.uint8)})

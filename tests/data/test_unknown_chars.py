@@ -23,13 +23,15 @@ def test_split_and_training_skip_the_same_labels(tmp_path, repo_root):
 
     params = load_params(repo_root / "params.yaml")
     dictionary = {**section(params, "dictionary"), "character_dict_path": str(dict_file)}
-    config = rec_config_from_params(load_config(repo_root / section(params, "train_rec")["config"]),
-                                    section(params, "train_rec"), dictionary, str(data), str(tmp_path / "m"),
+    p = {**section(params, "train_rec"), "box_jitter": 0.15}  # training reads the context crops' label file
+    config = rec_config_from_params(load_config(repo_root / p["config"]), p, dictionary, str(data), str(tmp_path / "m"),
                                     str(tmp_path / "live"))
     resolve_dict_paths(config)
-    for mode, split in (("Train", "train"), ("Eval", "val")):
-        rows = (data / "rec" / f"{split}.txt").read_text(encoding="utf-8").splitlines()
-        with_seven = [f"{data / 'rec' / f'{split}.txt'}:{n}" for n, row in enumerate(rows, 1) if "7" in row.split("\t")[1]]
+    label_files = {mode: config[mode]["dataset"]["label_file_list"][0] for mode in ("Train", "Eval")}
+    assert label_files == {"Train": f"{data}/rec/train_context.txt", "Eval": f"{data}/rec/val.txt"}
+    for mode, label_file in label_files.items():
+        rows = open(label_file, encoding="utf-8").read().splitlines()
+        with_seven = [f"{label_file}:{n}" for n, row in enumerate(rows, 1) if "7" in row.split("\t")[1]]
         assert with_seven, "the demo draws codes with a 7 in every split"
         dataset = DATASETS.build(config[mode]["dataset"], global_config=config["Global"], mode=mode, seed=1)
         assert dataset.skipped_unknown_chars == with_seven
