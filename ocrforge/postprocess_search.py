@@ -31,6 +31,9 @@ from ocrforge.metrics.det_metric import precision_recall_hmean, score_detections
 
 log = logging.getLogger(__name__)
 
+# the trained weights, kept beside the run's checkpoints when the search deploys the starting weights instead
+TRAINED_WEIGHTS_FILE = "best_trained.pdparams"
+
 def search_db_postprocess(
     maps: Sequence[tuple], ground_truths: Sequence[Sequence[TextLine]], post_process: dict,
     unclip_ratios: Sequence[float] = (), box_threshes: Sequence[float] = (), iou_threshold: float = 0.5,
@@ -154,12 +157,12 @@ def tune_det_postprocess(
         if weights_kept == "pretrained":
             import paddle
 
-            shutil.copyfile(weights, model_dir / "best_trained.pdparams")
+            shutil.copyfile(weights, model_dir / TRAINED_WEIGHTS_FILE)
             paddle.save(models["pretrained"].state_dict(), str(weights))
             logger.info("the weights training started from (%s) read the val split better than the trained ones "
                         "(hmean %.4f vs %.4f at best): %s now holds them; the trained ones are in %s", pretrained,
                         best["hmean"], max(r["hmean"] for r in rows if r["weights"] == "trained"), weights,
-                        model_dir / "best_trained.pdparams")
+                        model_dir / TRAINED_WEIGHTS_FILE)
         logger.info("post-process: %s weights, side %d, unclip_ratio %.2f, box_thresh %.2f (val hmean %.4f; as "
                     "configured %.4f), written to %s", weights_kept, best["limit_side_len"], best["unclip_ratio"],
                     best["box_thresh"], best["hmean"], configured["hmean"], model_dir / POSTPROCESS_FILE)
@@ -218,7 +221,7 @@ def search_markdown(result: dict) -> str:
             lines.append("| " + " | ".join(f"**{c}**" if row == best else c for c in cells) + " |")
         if best["weights"] == "pretrained":
             lines += ["", "The weights training started from read the val split best: best_accuracy.pdparams holds "
-                          "them, and the trained ones are kept as best_trained.pdparams."]
+                          f"them, and the trained ones are kept as {TRAINED_WEIGHTS_FILE}."]
         lines += ["", f"Every pair with the {best['weights']} weights at side {best['limit_side_len']}:", ""]
     else:
         lines += [f"{result['images']} images; the row in bold is kept (the model folder's postprocess.json).", ""]

@@ -44,7 +44,7 @@ def crop_text_line(image: np.ndarray, points: np.ndarray, margin: float = 0.0) -
 
     ``margin`` > 0 keeps ``round(margin * thickness)`` pixels of the image around the line on every side (in
     the line's own frame; the thickness is the shorter side of the crop): a context crop, from which
-    :func:`context_inner_box` finds the line again.
+    :func:`context_pad` finds the line again.
     """
     quad = order_quad(points)
     width, height = crop_size(quad)

@@ -323,6 +323,7 @@ def clear_stale_checkpoints(config: dict, logger: logging.Logger = logger) -> bo
     for name in ("latest", "best_accuracy"):
         for path in checkpoint_paths(out_dir, name).values():
             Path(path).unlink(missing_ok=True)
-    for derived in ("postprocess.json", "best_trained.pdparams"):  # written by ocrforge.postprocess_search
+    # written after training by ocrforge.postprocess_search (POSTPROCESS_FILE, TRAINED_WEIGHTS_FILE)
+    for derived in ("postprocess.json", "best_trained.pdparams"):
         (out_dir / derived).unlink(missing_ok=True)
     return True
