@@ -39,7 +39,8 @@ PARITY_SCORE_TOLERANCE = 1e-3
 
 def input_spec_shape(config: dict) -> list:
     """The exported input shape: det ``[None, 3, None, None]``; rec ``[None, 3, H, None]``, H the height of
-    the Eval ``RecResizeImg`` (the SVTR neck needs a fixed height)."""
+    the recogniser's validation input (Eval ``RecResizeImg``, or the reading-width sampler's first scale; the
+    SVTR neck needs a fixed height)."""
     if config["Architecture"]["model_type"] == "det":
         return [None, 3, None, None]
     channels, height, _ = settings_from_configs({}, config).rec_image_shape

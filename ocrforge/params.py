@@ -197,7 +197,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "distill_det": _schema_of(**_TRAINING, **_DET, teacher_model=req(text(empty=False))),
     "train_rec": _schema_of(**_TRAINING, image_shape=req(list_of(integer(1), length=3)),
                             heights=req(list_of(integer(1), nonempty=True)), eval_batch_size=integer(1),
-                            box_jitter=real(0, 0.25)),
+                            box_jitter=real(0, 0.25), reading_width=boolean),
     "system": _schema_of(det_limit_side_len=optional(integer(32)), det_db_thresh=optional(real(0, 1, low_open=True)),
                          det_db_box_thresh=optional(real(0, 1)), det_db_unclip_ratio=optional(real(0, low_open=True)),
                          drop_score=req(real(0, 1))),

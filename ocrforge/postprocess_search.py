@@ -214,9 +214,14 @@ def search_markdown(result: dict) -> str:
                   "| weights | side length | unclip_ratio | box_thresh | precision | recall | hmean |",
                   "|---|---|---|---|---|---|---|"]
         keys = ("weights", "limit_side_len", "unclip_ratio", "box_thresh", "precision", "recall", "hmean")
+        configured = result["configured"]
+
+        def shown(r: dict) -> tuple:  # the search's own preference: ties go to the pair nearest the configured one
+            return (round(r["hmean"], 6), r == best, -abs(r["unclip_ratio"] - configured["unclip_ratio"])
+                    - abs(r["box_thresh"] - configured["box_thresh"]))
+
         for combo in combos:
-            row = max((r for r in result["rows"] if (r["weights"], r["limit_side_len"]) == combo),
-                      key=lambda r: (r["hmean"], r == best))
+            row = max((r for r in result["rows"] if (r["weights"], r["limit_side_len"]) == combo), key=shown)
             cells = _cells(row, keys)
             lines.append("| " + " | ".join(f"**{c}**" if row == best else c for c in cells) + " |")
         if best["weights"] == "pretrained":

@@ -181,7 +181,13 @@ def rec_config_from_params(base: dict, p: dict, dictionary: dict, data_dir: str,
     validate_section("dictionary", dictionary)
     config = copy.deepcopy(base)
     channels, height, width = (int(v) for v in p["image_shape"])
-    set_transform_arg(config, "Eval", "RecResizeImg", "image_shape", [channels, height, width])
+    eval_batch = int(p.get("eval_batch_size", 6))
+    if (config["Eval"].get("sampler") or {}).get("reading_width"):
+        config["Eval"]["sampler"].update(scales=[[width, height]], first_bs=eval_batch)
+    else:
+        set_transform_arg(config, "Eval", "RecResizeImg", "image_shape", [channels, height, width])
+    if "reading_width" in p:
+        config["Train"]["sampler"]["reading_width"] = bool(p["reading_width"])
     max_len = int(dictionary["max_text_length"])
     for op in config["Train"]["dataset"]["transforms"]:
         if "RecConAug" in op:
@@ -205,7 +211,7 @@ def rec_config_from_params(base: dict, p: dict, dictionary: dict, data_dir: str,
         "Train.sampler.first_bs": int(p["batch_size"]),
         "Eval.dataset.data_dir": data_dir,
         "Eval.dataset.label_file_list": [f"{data_dir}/rec/val.txt"],
-        "Eval.loader.batch_size_per_card": int(p.get("eval_batch_size", 64)),
+        "Eval.loader.batch_size_per_card": eval_batch,
     })
     config = merge_overrides(config, overrides, allow_new_keys=True)
     return apply_user_overrides(config, p.get("overrides"), "train_rec")

@@ -369,6 +369,11 @@ def settings_from_configs(det_config: dict, rec_config: dict | None = None) -> S
 
     det_resize = eval_transform_args(det_config, "DetResizeForTest")
     rec_resize = eval_transform_args(rec_config or {}, "RecResizeImg")
+    rec_sampler = ((rec_config or {}).get("Eval") or {}).get("sampler") or {}
+    if not rec_resize and rec_sampler.get("scales"):
+        # validation resized by its sampler (reading_width): its first scale [w, h] is the model input
+        width, height = rec_sampler["scales"][0]
+        rec_resize = {"image_shape": [3, height, width]}
     post = det_config.get("PostProcess") or {}
     defaults = SystemSettings()
     glob = rec_config["Global"] if rec_config else {"character_dict_path": defaults.character_dict_path,

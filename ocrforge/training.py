@@ -105,6 +105,17 @@ def train(config: dict, on_eval=(), logger: logging.Logger = log) -> dict:
         return _train_on(copy.deepcopy(config), device, on_eval, logger)
 
 
+def derived_files(config: dict) -> tuple[str, ...]:
+    """Files in the model folder that a stage writes from the trained weights after training, which go with
+    them when training starts afresh: a detector's post-process search (``ocrforge.postprocess_search``)."""
+    if config["Architecture"]["model_type"] != "det":
+        return ()
+    from ocrforge.postprocess_search import TRAINED_WEIGHTS_FILE
+    from ocrforge.system import POSTPROCESS_FILE
+
+    return (POSTPROCESS_FILE, TRAINED_WEIGHTS_FILE)
+
+
 def _train_on(config: dict, device: str, on_eval, logger: logging.Logger) -> dict:
     glob = config["Global"]
     seed = int(glob.get("seed", 1024))
@@ -127,7 +138,7 @@ def _train_on(config: dict, device: str, on_eval, logger: logging.Logger) -> dic
         out_dir.mkdir(parents=True, exist_ok=True)
         recover_checkpoints(str(out_dir), logger)  # a killed save: finish it or drop its temporaries
         dump_config(with_dict_path(config, dict_as_given), out_dir / "config.yml")
-        clear_stale_checkpoints(config, logger)
+        clear_stale_checkpoints(config, logger, derived_files(config))
     if world > 1:
         paddle.distributed.barrier()  # the other ranks see the model folder as rank 0 left it
 

@@ -141,3 +141,21 @@ def test_the_search_also_chooses_the_side_length_and_the_starting_weights(traine
     table = search_markdown(result)
     assert "| trained | 640 |" in table and "best_trained.pdparams" in table
     assert f"| **pretrained** | **{best['limit_side_len']}** |" in table
+
+
+def test_the_report_shows_the_pair_the_search_prefers_among_ties():
+    from ocrforge.postprocess_search import search_markdown
+
+    def row(weights, side, unclip, thresh, hmean):
+        return {"weights": weights, "limit_side_len": side, "unclip_ratio": unclip, "box_thresh": thresh,
+                "precision": hmean, "recall": hmean, "hmean": hmean}
+
+    rows = [row(w, side, u, 0.6, 1.0 if w == "trained" else 0.9) for w in ("trained", "pretrained")
+            for side in (960, 1280) for u in (1.3, 2.0, 3.0)]
+    configured = rows[1]  # trained, 960, 2.0 / 0.6: every trained pair ties at 1.0
+    result = {"searched": True, "images": 4, "rows": rows, "configured": configured, "best": configured,
+              "post_process": {"unclip_ratio": 2.0, "box_thresh": 0.6}}
+    table = search_markdown(result).split("Every pair")[0]
+    assert "| trained | 1280 | 2 | 0.6 | 1.0000 | 1.0000 | 1.0000 |" in table  # not the first tied pair, 1.3
+    assert "| **trained** | **960** | **2** | **0.6** |" in table
+    assert "| pretrained | 960 | 2 | 0.6 |" in table

@@ -46,3 +46,70 @@ def test_jitter_beyond_the_context_is_a_params_error(repo_root):
     params = load_params(repo_root / "params.yaml")
     with pytest.raises(ParamsError, match="train_rec.box_jitter must be"):
         validate_section("train_rec", {**section(params, "train_rec"), "box_jitter": 0.4})
+
+
+def test_validation_reads_the_crops_as_the_deployed_system_does(repo_root, tmp_path):
+    """Training's val acc is measured on the very arrays the system feeds its recogniser: aspect ratio kept,
+    like-ratio batches as wide as their widest, so a long line is not squeezed into 320 px."""
+    import sys
+
+    import cv2
+    import numpy as np
+
+    sys.path.insert(0, str(repo_root / "tests" / "data"))
+    from test_loader_data import write_rec_data
+    from ocrforge.data.loader import build_dataloader
+    from ocrforge.system import resize_norm_rec, settings_from_configs
+
+    texts = ["CASH", "TOTAL 4.50", "x", "a long receipt line 12", "THANK YOU", "another long line 345"]
+    write_rec_data(tmp_path, texts, split="val")
+    config = rec_config(repo_root)
+    config["Eval"]["dataset"]["data_dir"] = str(tmp_path)
+    config["Eval"]["dataset"]["label_file_list"] = [str(tmp_path / "rec" / "val.txt")]
+    config["Eval"]["loader"]["num_workers"] = 0
+    resolve_dict_paths(config)
+    assert settings_from_configs({}, config).rec_image_shape == (3, 48, 320)  # what export and eval deploy
+
+    loader = build_dataloader(config, "Eval", None, seed=0)
+    crops = [cv2.imread(str(tmp_path / f"rec/val/{i:03d}.png")) for i in range(len(texts))]
+    ratios = [c.shape[1] / c.shape[0] for c in crops]
+    order = np.argsort(ratios)  # TextSystem.recognize's order and batches of rec_batch_num (6 here: one batch)
+    batches = list(loader)
+    assert sum(int(b[0].shape[0]) for b in batches) == len(texts)
+    images = np.concatenate([b[0].numpy() for b in batches])
+    max_ratio = max(320 / 48, *ratios)
+    assert images.shape[1:] == (3, 48, int(48 * max_ratio)) and images.shape[3] > 320  # not squeezed
+    for row, i in enumerate(order):
+        np.testing.assert_allclose(images[row], resize_norm_rec(crops[i], (3, 48, 320), max_ratio), atol=1e-6)
+
+
+def test_reading_width_trains_long_lines_at_their_own_aspect_ratio(repo_root, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(repo_root / "tests" / "data"))
+    from test_loader_data import write_rec_data
+    from ocrforge.data.loader import build_dataloader
+
+    assert section(load_params(repo_root / "params.yaml"), "train_rec")["reading_width"] is False  # the default
+    texts = ["CASH", "a long receipt line 12", "x", "ok", "THANK YOU", "another long line 345"]
+    write_rec_data(tmp_path, texts, split="train")
+    for reading_width, widest in ((True, int(48 * 206 / 24)), (False, 320)):
+        config = rec_config(repo_root, reading_width=reading_width, batch_size=2, heights=[48])
+        assert config["Train"]["sampler"]["reading_width"] is reading_width
+        config["Train"]["dataset"]["data_dir"] = str(tmp_path)
+        config["Train"]["dataset"]["label_file_list"] = [str(tmp_path / "rec" / "train.txt")]
+        config["Train"]["loader"]["num_workers"] = 0
+        resolve_dict_paths(config)
+        widths = sorted(int(b[0].shape[3]) for b in build_dataloader(config, "Train", None, seed=0))
+        assert widths[-1] == widest  # the 22-character crop, 206 x 24 px: 412 px wide, or squeezed into 320
+
+
+def test_an_unreadable_crop_is_named_when_the_sampler_reads_its_size(tmp_path):
+    from ocrforge.data.sources import SimpleDataSet
+
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "bad.png").write_bytes(b"not a png")
+    (tmp_path / "rec" / "val.txt").write_text("rec/bad.png\tCASH\n")
+    dataset = SimpleDataSet(str(tmp_path), [str(tmp_path / "rec" / "val.txt")], [{"DecodeImage": {"img_mode": "BGR"}}])
+    with pytest.raises(ValueError, match=r"val.txt:1: cannot read the size of image .*bad.png.*re-run the split"):
+        dataset.aspect_ratios()

@@ -43,6 +43,26 @@ def test_finished_run_starts_fresh(tmp_path):
     assert clear_stale_checkpoints(config) is True
 
 
+def test_what_the_old_run_derived_goes_with_it(tmp_path):
+    """A detector's post-process search result describes the weights it was found for: kept while a run
+    resumes, removed when training starts fresh."""
+    from ocrforge.postprocess_search import TRAINED_WEIGHTS_FILE
+    from ocrforge.system import POSTPROCESS_FILE
+    from ocrforge.training import derived_files
+
+    config = {**make_config(tmp_path), "Architecture": {"model_type": "det"}}
+    assert derived_files(config) == (POSTPROCESS_FILE, TRAINED_WEIGHTS_FILE)
+    assert derived_files({"Architecture": {"model_type": "rec"}}) == ()
+    for name in derived_files(config):
+        (tmp_path / name).write_text("{}")
+    write_latest(tmp_path, config, epoch=1)
+    assert clear_stale_checkpoints(config, derived=derived_files(config)) is False
+    assert all((tmp_path / name).exists() for name in derived_files(config))
+    write_latest(tmp_path, config, epoch=3)
+    assert clear_stale_checkpoints(config, derived=derived_files(config)) is True
+    assert not any((tmp_path / name).exists() for name in derived_files(config))
+
+
 @pytest.mark.slow
 def test_the_normalised_zero_shot_acc_does_not_depend_on_the_labels_case(tmp_path, repo_root, caplog):
     """Issue 17, 6d: on upper-case plates the raw zero-shot acc was 0.233 where the same model read 0.71 once

@@ -119,6 +119,14 @@ class MultiScaleSampler(_EpochBatchSampler):
     Training cycles through the scales (in a per-epoch order) while cutting the permutation into batches,
     then shuffles the batches; ``is_training: false`` gives first-scale batches in file order.
     The last, short batch is kept unless ``drop_last``.
+
+    ``reading_width: true`` sizes each batch's width the way the reading system does (``TextSystem.recognize``,
+    PaddleOCR's recogniser): samples are ordered by their image's aspect ratio (``data_source.aspect_ratios()``)
+    and a batch is ``int(h * max(w / h, widest ratio in it))`` wide, at most ``max_width``, so a long line keeps
+    its aspect ratio instead of being squeezed into ``w``. Training draws the order afresh each epoch (ratio
+    classes ``width_step`` pixels wide, shuffled within a class, then the batches shuffled); without
+    ``fix_bs`` a wider batch holds fewer samples, to keep its pixels level. ``is_training: false`` orders by
+    ratio exactly as the system does, so validation reads the crops as the deployed model will.
     """
 
     def __init__(
@@ -133,6 +141,9 @@ class MultiScaleSampler(_EpochBatchSampler):
         rank: int | None = None,
         world_size: int | None = None,
         drop_last: bool = False,
+        reading_width: bool = False,
+        max_width: int = 2560,
+        width_step: int = 32,
         **ignored,
     ):
         if ignored.get("ds_width"):
@@ -157,11 +168,31 @@ class MultiScaleSampler(_EpochBatchSampler):
             bs = first_bs if fix_bs else max(1, int(first_bs * base_w * base_h / (w * h)))
             self.scales.append((w, h, int(bs)))
         self.batch_size = int(first_bs)
+        self.fix_bs = bool(fix_bs)
+        self.reading_width = bool(reading_width)
+        self.max_width = int(max_width)
+        self.width_step = max(1, int(width_step))
+        self.ratios = None
+        if self.reading_width:
+            if not hasattr(data_source, "aspect_ratios"):
+                raise TypeError(f"MultiScaleSampler reading_width needs a dataset with aspect_ratios(); "
+                                f"{type(data_source).__name__} has none")
+            if self.max_width < max(w for w, _, _ in self.scales):
+                raise ValueError(f"sampler.max_width {self.max_width} is below the widest scale "
+                                 f"{max(w for w, _, _ in self.scales)}")
+            self.ratios = np.asarray(data_source.aspect_ratios(), dtype=np.float64)
+
+    def batch_width(self, width: int, height: int, ratios: Sequence[float]) -> int:
+        """The width the reading system gives a batch of crops with these aspect ratios at ``height``
+        (``width`` the least), capped at ``max_width``."""
+        return min(self.max_width, int(height * max([width / float(height), *ratios])))
 
     def _epoch_batches(self) -> list[list[tuple[int, int, int]]]:
         rng = np.random.default_rng([self.seed, self.epoch, 1])
         indices = epoch_indices(self.num_samples, self.seed, self.epoch, self.shuffle, self.rank, self.world_size)
         scale_order = [self.scales[i] for i in rng.permutation(len(self.scales))] if self.shuffle else self.scales
+        if self.reading_width:
+            return self._reading_width_batches(scale_order, rng)
         batches, start, k = [], 0, 0
         while start < len(indices):
             w, h, bs = scale_order[k % len(scale_order)]
@@ -170,6 +201,43 @@ class MultiScaleSampler(_EpochBatchSampler):
             if len(chunk) < bs and self.drop_last:
                 break
             batches.append([(w, h, int(i)) for i in chunk])
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def _reading_width_batches(self, scale_order: list, rng) -> list[list[tuple[int, int, int]]]:
+        # Batches are planned over every rank's samples at world_size times the batch size, then each rank
+        # takes its share of every batch: all ranks step through the same number of batches of one width.
+        world = self.world_size
+        indices = epoch_indices(self.num_samples, self.seed, self.epoch, self.shuffle, 0, 1)
+        indices = indices[: len(indices) - len(indices) % world]
+        ratios = self.ratios[indices]
+        if self.shuffle:
+            # ratio classes of width_step pixels at the first height: random order within a class (indices
+            # are a fresh permutation), so batches differ from epoch to epoch
+            base_h = self.scales[0][1]
+            order = np.argsort(np.ceil(ratios * base_h / self.width_step), kind="stable")
+        else:
+            order = np.argsort(ratios)  # numpy's default sort, as the reading system orders its crops
+        indices, ratios = indices[order], ratios[order]
+        batches, start, k = [], 0, 0
+        while start < len(indices):
+            w, h, bs = scale_order[k % len(scale_order)]
+            k += 1
+            width = self.batch_width(w, h, ratios[start : start + bs * world])
+            if not self.fix_bs and width > w:
+                bs = max(1, int(bs * w / width))  # fewer, wider samples; the widest of them is no wider
+                width = self.batch_width(w, h, ratios[start : start + bs * world])
+            chunk, chunk_ratios = indices[start : start + bs * world], ratios[start : start + bs * world]
+            start += bs * world
+            if len(chunk) < bs * world and self.drop_last and batches:
+                # the widest samples come last: join them to the batch before rather than drop them every epoch
+                chunk, chunk_ratios = np.concatenate([batches[-1][3], chunk]), np.concatenate([batches[-1][4], chunk_ratios])
+                w, h = batches[-1][1], batches[-1][2]
+                width = self.batch_width(w, h, chunk_ratios)
+                batches.pop()
+            batches.append((width, w, h, chunk, chunk_ratios))
+        batches = [[(width, h, int(i)) for i in chunk[self.rank :: world]] for width, _, h, chunk, _ in batches]
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches

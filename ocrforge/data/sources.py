@@ -214,6 +214,25 @@ class SimpleDataSet(paddle.io.Dataset):
                 f"{self.data_dir!r}: {shown}. Re-run the split stage or fix data_dir."
             )
 
+    def aspect_ratios(self) -> np.ndarray:
+        """Each sample's image width / height, read from the file headers (once; not decoded), for samplers
+        that size batches by the images (``MultiScaleSampler`` with ``reading_width``)."""
+        if getattr(self, "_aspect_ratios", None) is None:
+            from PIL import Image
+
+            ratios = np.empty(len(self.lines), dtype=np.float64)
+            for i, line in enumerate(self.lines):
+                path = os.path.join(self.data_dir, line.image)
+                try:
+                    with Image.open(path) as image:
+                        width, height = image.size
+                except (OSError, ValueError) as exc:
+                    raise ValueError(f"{line.where}: cannot read the size of image {path}: {exc}; replace or "
+                                     f"remove the image and re-run the split stage") from None
+                ratios[i] = width / float(max(1, height))
+            self._aspect_ratios = ratios
+        return self._aspect_ratios
+
     def _load(self, line: LabelLine) -> dict:
         """The raw sample dict the ops start from: encoded bytes, or the decoded image from the cache."""
         img_path = os.path.join(self.data_dir, line.image)

@@ -24,7 +24,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 import paddle
@@ -301,10 +301,11 @@ def load_checkpoint(directory: str, name: str, model: paddle.nn.Layer,
     return states
 
 
-def clear_stale_checkpoints(config: dict, logger: logging.Logger = logger) -> bool:
+def clear_stale_checkpoints(config: dict, logger: logging.Logger = logger, derived: Sequence[str] = ()) -> bool:
     """Remove ``latest`` when it was written under another config (or finished), so a changed experiment
-    starts fresh while an interrupted run of the same config resumes; with it go ``best_accuracy`` and what was
-    derived from the old run (a detector's ``postprocess.json``). Returns True when something was removed."""
+    starts fresh while an interrupted run of the same config resumes; with it go ``best_accuracy`` and the
+    files named in ``derived`` that were made from the old run (the caller knows them: a detector's
+    ``postprocess.json``). Returns True when something was removed."""
     from ocrforge.config import config_hash
     
     out_dir = Path(config["Global"]["save_model_dir"])
@@ -323,7 +324,6 @@ def clear_stale_checkpoints(config: dict, logger: logging.Logger = logger) -> bo
     for name in ("latest", "best_accuracy"):
         for path in checkpoint_paths(out_dir, name).values():
             Path(path).unlink(missing_ok=True)
-    # written after training by ocrforge.postprocess_search (POSTPROCESS_FILE, TRAINED_WEIGHTS_FILE)
-    for derived in ("postprocess.json", "best_trained.pdparams"):
-        (out_dir / derived).unlink(missing_ok=True)
+    for name in derived:
+        (out_dir / name).unlink(missing_ok=True)
     return True

@@ -99,3 +99,61 @@ def test_multi_scale_shards_are_disjoint_and_step_together():
 def test_multi_scale_eval_uses_the_first_scale_in_file_order():
     sampler = MultiScaleSampler(range(5), SCALES, first_bs=2, is_training=False)
     assert list(sampler) == [[(320, 32, 0), (320, 32, 1)], [(320, 32, 2), (320, 32, 3)], [(320, 32, 4)]]
+
+
+class Crops:
+    """A data source of crops with the given width / height ratios."""
+
+    def __init__(self, ratios):
+        self.ratios = list(ratios)
+
+    def __len__(self):
+        return len(self.ratios)
+
+    def aspect_ratios(self):
+        return self.ratios
+
+
+def test_reading_width_validation_batches_crops_as_the_system_reads_them():
+    # TextSystem.recognize: crops sorted by ratio, batches of rec_batch_num, each int(48 * max(320/48, ratios))
+    ratios = [1.0, 10.0, 3.0, 7.0, 2.0]
+    sampler = MultiScaleSampler(Crops(ratios), [[320, 48]], first_bs=2, is_training=False, reading_width=True)
+    assert list(sampler) == [[(320, 48, 0), (320, 48, 4)], [(336, 48, 2), (336, 48, 3)], [(480, 48, 1)]]
+    capped = MultiScaleSampler(Crops(ratios), [[320, 48]], first_bs=2, is_training=False, reading_width=True,
+                               max_width=400)
+    assert list(capped)[-1] == [(400, 48, 1)]
+
+
+def test_reading_width_training_keeps_every_crop_unsqueezed_and_draws_new_batches_each_epoch():
+    ratios = [1 + (i * 7919 % 97) / 8 for i in range(200)]  # 1 .. 13
+    sampler = MultiScaleSampler(Crops(ratios), SCALES, first_bs=8, fix_bs=False, seed=3, drop_last=True,
+                                reading_width=True)
+    batches = list(sampler)
+    assert sorted(flat(batches)) == list(range(200))  # drop_last joins the widest tail to a batch, drops none
+    for batch in batches:
+        width, height = batch[0][:2]
+        assert all((w, h) == (width, height) for w, h, _ in batch)
+        assert all(width >= int(height * ratios[i]) for _, _, i in batch)
+        assert width >= 320
+    wide = [b for b in batches if b[0][0] > 480]
+    assert wide and all(len(b) < 8 for b in wide)  # pixels per batch stay level
+    sampler.set_epoch(1)
+    assert [sorted(flat([b])) for b in sampler] != [sorted(flat([b])) for b in batches]
+
+
+def test_reading_width_ranks_step_through_the_same_widths():
+    ratios = [1 + (i * 31 % 23) / 2 for i in range(61)]
+    samplers = [MultiScaleSampler(Crops(ratios), SCALES, first_bs=4, fix_bs=False, seed=5, rank=r, world_size=2,
+                                  reading_width=True) for r in range(2)]
+    batches = [list(s) for s in samplers]
+    assert len(batches[0]) == len(batches[1])
+    assert [b[0][:2] for b in batches[0]] == [b[0][:2] for b in batches[1]]
+    assert not set(flat(batches[0])) & set(flat(batches[1]))
+    assert len(flat(batches[0])) + len(flat(batches[1])) == 60
+
+
+def test_reading_width_needs_the_image_ratios():
+    with pytest.raises(TypeError, match="aspect_ratios"):
+        MultiScaleSampler(range(5), SCALES, reading_width=True)
+    with pytest.raises(ValueError, match="max_width"):
+        MultiScaleSampler(Crops([1.0]), SCALES, reading_width=True, max_width=200)
