@@ -19,6 +19,7 @@ from ppocr.postprocess.rec_postprocess import CTCLabelDecode
 
 from ocrforge.config import load_config
 from ocrforge.data.crop import crop_text_line
+from ocrforge.data.sources import resize_norm_padded
 from ocrforge.models.heads.nrtr_head import NRTRHead
 from ocrforge.models.pretrained import SHIPPED_KEYS, SHIPPED_REC_DIR
 from ocrforge.models.rec_pretrained import build_rec_model_from_shipped
@@ -230,7 +231,7 @@ def test_nrtr_head_takes_label_gtc_alone_or_with_lengths():
 
 
 def test_config_transforms_run_on_a_real_crop(config, crops):
-    """Train (MultiScaleDataSet order) and Eval transform lists of the config build and run on sroie100 crops."""
+    """Train and Eval transform lists of the config build and run on sroie100 crops (MultiScaleDataSet order)."""
     glob = dict(config["Global"], character_dict_path=str(resolve_dict_path(config["Global"]["character_dict_path"])))
 
     def encoded(crop):
@@ -260,12 +261,16 @@ def test_config_transforms_run_on_a_real_crop(config, crops):
     assert label_gtc[0] == 2 and label_gtc[n + 1] == 3
     assert 0 < valid_ratio <= 1
 
+    # Eval: MultiScaleDataSet too, at the width its reading-width sampler gives the crop (the system's)
+    assert config["Eval"]["dataset"]["name"] == "MultiScaleDataSet" and config["Eval"]["sampler"]["reading_width"]
     eval_ops = create_operators(copy.deepcopy(config["Eval"]["dataset"]["transforms"]), glob)
     data = {"img_path": "crop.jpg", "image": encoded(crop), "label": text}
-    for op in eval_ops:
+    for op in eval_ops[:-1]:
         data = op(data)
-    image, label_ctc, label_gtc, length, valid_ratio = data
-    assert image.shape == (3, 48, 320)
+    width = int(48 * max(320 / 48, crop.shape[1] / crop.shape[0]))
+    data["image"], data["valid_ratio"] = resize_norm_padded(data["image"], width, 48)
+    image, label_ctc, label_gtc, length, valid_ratio = eval_ops[-1](data)
+    assert image.shape == (3, 48, width)
     assert int(length) == len(text)
     assert "".join(chars[i] for i in label_ctc[: len(text)]) == text
 
