@@ -153,6 +153,11 @@ def _train_on(config: dict, device: str, on_eval, logger: logging.Logger) -> dic
     eval_loader = build_dataloader(config, "Eval", glob, seed) if "Eval" in config else None
     logger.info("%s training on %s: %d train samples, %s eval samples", model_type, device,
                 len(train_loader.dataset), len(eval_loader.dataset) if eval_loader else 0)
+    unscored = getattr(eval_loader.dataset, "unscored_labels", []) if eval_loader else []
+    if unscored:
+        logger.warning("%d validation label(s) are not scored: too long to encode at max_text_length %s (first at "
+                       "%s); raise dictionary.max_text_length to score them", len(unscored),
+                       glob.get("max_text_length"), ", ".join(unscored[:3]))
     for name, loader in (("training", train_loader), ("validation", eval_loader)):
         skipped = getattr(loader.dataset, "skipped_unknown_chars", []) if loader else []
         if skipped:

@@ -113,3 +113,24 @@ def test_an_unreadable_crop_is_named_when_the_sampler_reads_its_size(tmp_path):
     dataset = SimpleDataSet(str(tmp_path), [str(tmp_path / "rec" / "val.txt")], [{"DecodeImage": {"img_mode": "BGR"}}])
     with pytest.raises(ValueError, match=r"val.txt:1: cannot read the size of image .*bad.png.*re-run the split"):
         dataset.aspect_ratios()
+
+
+def test_validation_leaves_out_labels_too_long_to_encode_instead_of_scoring_others_twice(repo_root, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(repo_root / "tests" / "data"))
+    from test_loader_data import TOO_LONG, write_rec_data
+    from ocrforge.data.loader import build_dataloader
+
+    texts = ["CASH", TOO_LONG, "x", "ok", "THANK YOU"]
+    write_rec_data(tmp_path, texts, split="val")
+    config = rec_config(repo_root)
+    config["Eval"]["dataset"]["data_dir"] = str(tmp_path)
+    config["Eval"]["dataset"]["label_file_list"] = [str(tmp_path / "rec" / "val.txt")]
+    config["Eval"]["loader"]["num_workers"] = 0
+    resolve_dict_paths(config)
+    loader = build_dataloader(config, "Eval", None, seed=0)
+    assert loader.dataset.unscored_labels == [f"{tmp_path / 'rec' / 'val.txt'}:2"]
+    lengths = sorted(int(n) for batch in loader for n in batch[3].numpy())
+    assert lengths == sorted(len(t) for t in texts if t != TOO_LONG)  # each other crop exactly once
+    assert loader.dataset.stats["rejected_total"] == 0

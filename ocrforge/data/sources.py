@@ -149,6 +149,9 @@ class SimpleDataSet(paddle.io.Dataset):
         self.op_names = [type(op).__name__ for op in self.ops]
         self._generators = private_generators(self.ops)
         self.keep_keys = list(getattr(self.ops[-1], "keep_keys", [])) if self.ops else []
+        self.unscored_labels: list[str] = []
+        if mode == "Eval" and not json_labels:
+            self._leave_out_unencodable()
         self.ext_op_transform_idx = int(ext_op_transform_idx)
         self.ext_data_num = next((int(op.ext_data_num) for op in self.ops if hasattr(op, "ext_data_num")), 0)
 
@@ -202,6 +205,29 @@ class SimpleDataSet(paddle.io.Dataset):
                 f"every label in {label_files} holds a character outside the dictionary "
                 f"{global_config['character_dict_path']} (first at {self.skipped_unknown_chars[0]}), so none can "
                 f"be trained on; add the characters to the dictionary (dictionary.character_dict_path in params.yaml)"
+            )
+        self.lines = kept
+
+    def _leave_out_unencodable(self) -> None:
+        """Validation: leave out the labels the label encoders refuse (too long for ``max_text_length``), and
+        keep their ``file:line`` in ``unscored_labels``. Replacing them by other samples, as training does,
+        would score some crops twice and the refused ones never, while the metric claims the whole split."""
+        encoders = [op for op in self.ops if type(op).__name__.endswith("LabelEncode")]
+        if not encoders:
+            return
+        kept = []
+        for line in self.lines:
+            data = {"label": line.label, "image": None, "img_path": line.image}
+            for op in encoders:
+                data = op(data) if data is not None else None
+            if data is None:
+                self.unscored_labels.append(line.where)
+            else:
+                kept.append(line)
+        if not kept:
+            raise ValueError(
+                f"every validation label ({self.unscored_labels[0]} and the rest) is refused by the label encoder: "
+                f"raise dictionary.max_text_length in params.yaml above the longest label"
             )
         self.lines = kept
 
