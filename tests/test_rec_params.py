@@ -16,6 +16,32 @@ def rec_config(repo_root, **changes):
                                   "out", "live")
 
 
+def loader_data(repo_root):
+    """tests/data/test_loader_data.py: tiny real crops and their label files."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(repo_root / "tests" / "data"))
+    return importlib.import_module("test_loader_data")
+
+
+def loader_on_crops(repo_root, tmp_path, texts, mode, **changes):
+    """The rec config of params.yaml (with ``changes``) and its ``mode`` loader, on crops of ``texts`` written
+    under ``tmp_path``."""
+    from ocrforge.data.loader import build_dataloader
+
+    write_rec_data = loader_data(repo_root).write_rec_data
+
+    split = "val" if mode == "Eval" else "train"
+    write_rec_data(tmp_path, texts, split=split)
+    config = rec_config(repo_root, **changes)
+    config[mode]["dataset"]["data_dir"] = str(tmp_path)
+    config[mode]["dataset"]["label_file_list"] = [str(tmp_path / "rec" / f"{split}.txt")]
+    config[mode]["loader"]["num_workers"] = 0
+    resolve_dict_paths(config)
+    return config, build_dataloader(config, mode, None, seed=0)
+
+
 def op_names(config):
     return [next(iter(op)) for op in config["Train"]["dataset"]["transforms"]]
 
@@ -51,26 +77,15 @@ def test_jitter_beyond_the_context_is_a_params_error(repo_root):
 def test_validation_reads_the_crops_as_the_deployed_system_does(repo_root, tmp_path):
     """Training's val acc is measured on the very arrays the system feeds its recogniser: aspect ratio kept,
     like-ratio batches as wide as their widest, so a long line is not squeezed into 320 px."""
-    import sys
-
     import cv2
     import numpy as np
 
-    sys.path.insert(0, str(repo_root / "tests" / "data"))
-    from test_loader_data import write_rec_data
-    from ocrforge.data.loader import build_dataloader
     from ocrforge.system import resize_norm_rec, settings_from_configs
 
     texts = ["CASH", "TOTAL 4.50", "x", "a long receipt line 12", "THANK YOU", "another long line 345"]
-    write_rec_data(tmp_path, texts, split="val")
-    config = rec_config(repo_root)
-    config["Eval"]["dataset"]["data_dir"] = str(tmp_path)
-    config["Eval"]["dataset"]["label_file_list"] = [str(tmp_path / "rec" / "val.txt")]
-    config["Eval"]["loader"]["num_workers"] = 0
-    resolve_dict_paths(config)
+    config, loader = loader_on_crops(repo_root, tmp_path, texts, "Eval")
     assert settings_from_configs({}, config).rec_image_shape == (3, 48, 320)  # what export and eval deploy
 
-    loader = build_dataloader(config, "Eval", None, seed=0)
     crops = [cv2.imread(str(tmp_path / f"rec/val/{i:03d}.png")) for i in range(len(texts))]
     ratios = [c.shape[1] / c.shape[0] for c in crops]
     order = np.argsort(ratios)  # TextSystem.recognize's order and batches of rec_batch_num (6 here: one batch)
@@ -84,23 +99,13 @@ def test_validation_reads_the_crops_as_the_deployed_system_does(repo_root, tmp_p
 
 
 def test_reading_width_trains_long_lines_at_their_own_aspect_ratio(repo_root, tmp_path):
-    import sys
-
-    sys.path.insert(0, str(repo_root / "tests" / "data"))
-    from test_loader_data import write_rec_data
-    from ocrforge.data.loader import build_dataloader
-
     assert section(load_params(repo_root / "params.yaml"), "train_rec")["reading_width"] is False  # the default
     texts = ["CASH", "a long receipt line 12", "x", "ok", "THANK YOU", "another long line 345"]
-    write_rec_data(tmp_path, texts, split="train")
     for reading_width, widest in ((True, int(48 * 206 / 24)), (False, 320)):
-        config = rec_config(repo_root, reading_width=reading_width, batch_size=2, heights=[48])
+        config, loader = loader_on_crops(repo_root, tmp_path, texts, "Train", reading_width=reading_width,
+                                         batch_size=2, heights=[48])
         assert config["Train"]["sampler"]["reading_width"] is reading_width
-        config["Train"]["dataset"]["data_dir"] = str(tmp_path)
-        config["Train"]["dataset"]["label_file_list"] = [str(tmp_path / "rec" / "train.txt")]
-        config["Train"]["loader"]["num_workers"] = 0
-        resolve_dict_paths(config)
-        widths = sorted(int(b[0].shape[3]) for b in build_dataloader(config, "Train", None, seed=0))
+        widths = sorted(int(b[0].shape[3]) for b in loader)
         assert widths[-1] == widest  # the 22-character crop, 206 x 24 px: 412 px wide, or squeezed into 320
 
 
@@ -116,21 +121,10 @@ def test_an_unreadable_crop_is_named_when_the_sampler_reads_its_size(tmp_path):
 
 
 def test_validation_leaves_out_labels_too_long_to_encode_instead_of_scoring_others_twice(repo_root, tmp_path):
-    import sys
-
-    sys.path.insert(0, str(repo_root / "tests" / "data"))
-    from test_loader_data import TOO_LONG, write_rec_data
-    from ocrforge.data.loader import build_dataloader
-
-    texts = ["CASH", TOO_LONG, "x", "ok", "THANK YOU"]
-    write_rec_data(tmp_path, texts, split="val")
-    config = rec_config(repo_root)
-    config["Eval"]["dataset"]["data_dir"] = str(tmp_path)
-    config["Eval"]["dataset"]["label_file_list"] = [str(tmp_path / "rec" / "val.txt")]
-    config["Eval"]["loader"]["num_workers"] = 0
-    resolve_dict_paths(config)
-    loader = build_dataloader(config, "Eval", None, seed=0)
+    too_long = loader_data(repo_root).TOO_LONG  # 39 characters: max_text_length is 25
+    texts = ["CASH", too_long, "x", "ok", "THANK YOU"]
+    _, loader = loader_on_crops(repo_root, tmp_path, texts, "Eval")
     assert loader.dataset.unscored_labels == [f"{tmp_path / 'rec' / 'val.txt'}:2"]
     lengths = sorted(int(n) for batch in loader for n in batch[3].numpy())
-    assert lengths == sorted(len(t) for t in texts if t != TOO_LONG)  # each other crop exactly once
+    assert lengths == sorted(len(t) for t in texts if t != too_long)  # each other crop exactly once
     assert loader.dataset.stats["rejected_total"] == 0

@@ -189,10 +189,10 @@ class MultiScaleSampler(_EpochBatchSampler):
 
     def _epoch_batches(self) -> list[list[tuple[int, int, int]]]:
         rng = np.random.default_rng([self.seed, self.epoch, 1])
-        indices = epoch_indices(self.num_samples, self.seed, self.epoch, self.shuffle, self.rank, self.world_size)
         scale_order = [self.scales[i] for i in rng.permutation(len(self.scales))] if self.shuffle else self.scales
         if self.reading_width:
             return self._reading_width_batches(scale_order, rng)
+        indices = epoch_indices(self.num_samples, self.seed, self.epoch, self.shuffle, self.rank, self.world_size)
         batches, start, k = [], 0, 0
         while start < len(indices):
             w, h, bs = scale_order[k % len(scale_order)]
