@@ -2,7 +2,8 @@
 system section: the reading system's settings, which the export stage deploys alike).
 
 Writes reports/eval/metrics.json, predictions.jsonl, gallery/ and README.md; with ``eval.zero_shot``, also the
-off-the-shelf models' figures on the same images (section ``zero_shot``). Any PPOCRLabel folder can be
+off-the-shelf models' figures on the same images (section ``zero_shot``); and misses.json, where the end-to-end
+misses are (ocrforge/miss_analysis.py: which part to improve), with its section in the README. Any PPOCRLabel folder can be
 evaluated through the same code, outside the pipeline:
 
     ocrforge stage eval --input ../shared/datasets/sroie100 --out reports/eval_sroie100 --case-insensitive
@@ -19,6 +20,7 @@ import ocrforge  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from ocrforge.data.det_labels import load_testset
 from ocrforge.evaluate import evaluate
 from ocrforge.log import get_logger
+from ocrforge.miss_analysis import write_misses
 from ocrforge.params import evaluation_parser, load_params, system_overrides
 from ocrforge.system import load_trained_system
 
@@ -35,6 +37,11 @@ def main() -> None:
                                  **system_overrides(params))
     evaluate(system, samples, args.out, gallery_size=int(p.get("gallery_size", 12)),
              case_sensitive=not args.case_insensitive, logger=log, zero_shot=p.get("zero_shot") or ())
+    misses = write_misses(args.out, case_sensitive=not args.case_insensitive)
+    log.info("end-to-end misses, %d of %d lines: %s; %d predicted lines match no label (%s/misses.json)",
+             misses["missed"], misses["lines"],
+             ", ".join(f"{kind} {entry['count']}" for kind, entry in misses["kinds"].items()),
+             misses["unlabelled_boxes"]["count"], args.out)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,9 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
     # the shipped detector finds the demo's printed lines after a tiny fine-tune, and some are read right; a line
     # read right was found, so e2e cannot beat det
     assert metrics["det"]["hmean"] > 0.5 and 0.0 < metrics["e2e"]["hmean"] <= metrics["det"]["hmean"], metrics
+    misses = json.loads((repo / "reports/eval/misses.json").read_text())  # every line read or put in one kind
+    assert misses["lines"] == metrics["lines"] and misses["read"] == round(metrics["e2e"]["recall"] * metrics["lines"])
+    assert misses["read"] + sum(entry["count"] for entry in misses["kinds"].values()) == misses["lines"]
     export = json.loads((repo / "reports/export.json").read_text())
     assert export["parity"]["same"] is True
     assert (repo / "models/export/det/inference.json").is_file()
