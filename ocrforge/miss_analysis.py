@@ -7,9 +7,9 @@ order:
 
 - ``no_line``: no predicted line overlaps it at IoU >= 0.5. Either the detector did not box it as labelled
   (``split``: two or more predicted lines lie mostly inside it, so the line was cut where the labels keep it
-  whole), or its box was found but its reading scored below ``drop_score`` and was dropped (``dropped``,
-  counted per image from the detection figures: its labelled lines the detector matched, less those read or
-  otherwise placed);
+  whole; ``merged``: it lies mostly inside one larger predicted line, joined with its neighbours), or its box
+  was found but its reading scored below ``drop_score`` and was dropped (``dropped``, counted per image from
+  the detection figures: its labelled lines the detector matched, less those read or otherwise placed);
 - ``spaces_only``: the overlapping box reads it right but for spaces;
 - ``box_shape``: the recogniser reads its labelled crop right, but not the detected box;
 - ``misread``: the recogniser misreads the labelled crop too (or the label is wrong: see the examples).
@@ -35,7 +35,8 @@ KINDS = ("no_line", "spaces_only", "box_shape", "misread")
 
 ADVICE = {
     "no_line": "`dropped`: readings below `system.drop_score`, a lower `drop_score` or more recogniser training; "
-               "the rest, the detector: lines it splits (`split`) or merges against the labels' convention, or "
+               "the rest, the detector: lines it splits (`split`) or merges (`merged`) against the labels' "
+               "convention, or "
                "text it does not find; more detector training on images labelled this way, "
                "`train_det.postprocess_search`, `system.det_limit_side_len`",
     "spaces_only": "spacing: the labels and the reading disagree on spaces; check that the labels write them "
@@ -64,8 +65,8 @@ def _record_misses(record: dict, normalize, threshold: float) -> tuple[int, list
     crop_reads = [r["pred"] for r in record.get("rec_on_gt_crops", [])]
     cared_labels = [i for i, g in enumerate(record["gt"]) if not g.get("ignore")]
     crop_read = dict(zip(cared_labels, crop_reads))
-    preds = [(poly, text, score) for (poly, text, _), score in
-             zip(_lines(record["pred"].get("lines", []), "box"), [p.get("score") for p in record["pred"].get("lines", [])])]
+    pred_items = record["pred"].get("lines", [])
+    preds = [(poly, text, item.get("score")) for (poly, text, _), item in zip(_lines(pred_items, "box"), pred_items)]
     gt_index = [i for i, g in enumerate(gts) if g[0] is not None]
     pred_index = [i for i, p in enumerate(preds) if p[0] is not None]
     gt_polys, pred_polys = [gts[i][0] for i in gt_index], [preds[i][0] for i in pred_index]
@@ -89,6 +90,8 @@ def _record_misses(record: dict, normalize, threshold: float) -> tuple[int, list
                          and pred.intersection(poly).area / pred.area > 0.5)
             kind = "no_line"
             example["split"] = inside >= 2
+            example["merged"] = not example["split"] and any(
+                pred_care[p] and pred.intersection(poly).area > 0.5 * poly.area for p, pred in enumerate(pred_polys))
         else:
             example["read"] = preds[pred_index[best]][1]
             example["label_crop_read"] = crop_read.get(gt_index[g], "")
@@ -112,11 +115,12 @@ def analyse_misses(records: Iterable[dict], case_sensitive: bool = True, iou_thr
                    examples: int = 5) -> dict:
     """The misses of ``records`` (``predictions.jsonl`` rows): ``{"lines", "read", "missed", "kinds": {kind:
     {"count", "share", "examples"}}, "unlabelled_boxes": {"count", "examples"}}``; ``share`` is of all
-    labelled lines, ``no_line`` also counts ``split`` and ``dropped``; ``examples`` per kind, the first in image order."""
+    labelled lines, ``no_line`` also counts ``split``, ``merged`` and ``dropped``; ``examples`` per kind, the
+    first in image order."""
     normalize = E2EMetric(case_sensitive=case_sensitive).normalize
     lines = read = 0
     kinds = {kind: {"count": 0, "examples": []} for kind in KINDS}
-    kinds["no_line"]["split"] = kinds["no_line"]["dropped"] = 0
+    kinds["no_line"].update(split=0, merged=0, dropped=0)
     unlabelled = {"count": 0, "examples": []}
     for record in records:
         n_read, misses, extra = _record_misses(record, normalize, iou_threshold)
@@ -131,6 +135,7 @@ def analyse_misses(records: Iterable[dict], case_sensitive: bool = True, iou_thr
             entry["count"] += 1
             if kind == "no_line":
                 entry["split"] += example["split"]
+                entry["merged"] += example["merged"]
             if len(entry["examples"]) < examples:
                 entry["examples"].append(example)
         unlabelled["count"] += len(extra)
@@ -166,7 +171,8 @@ def misses_section(analysis: dict) -> str:
     rows = []
     for kind in KINDS:
         entry = analysis["kinds"][kind]
-        name = (f"{kind} (of them dropped by score: {entry['dropped']}, split: {entry['split']})"
+        name = (f"{kind} (of them dropped by score: {entry['dropped']}, split: {entry['split']}, "
+                f"merged: {entry['merged']})"
                 if kind == "no_line" else kind)
         rows.append(f"| {name} | {entry['count']} | {entry['count'] / lines:.1%} | {ADVICE[kind]} |")
     extra = analysis["unlabelled_boxes"]
@@ -176,7 +182,9 @@ def misses_section(analysis: dict) -> str:
     for kind in KINDS:
         for ex in analysis["kinds"][kind]["examples"]:
             if kind == "no_line":
-                detail = "split into two or more lines" if ex["split"] else "no read line at IoU 0.5"
+                detail = ("split into two or more lines" if ex["split"] else
+                          "inside a larger line, merged with its neighbours" if ex["merged"] else
+                          "no read line at IoU 0.5")
             else:
                 detail = f"read {_cell(ex['read'])}, labelled crop read {_cell(ex['label_crop_read'])}"
             shown.append(f"| {kind} | {ex['image']} | {_cell(ex['label'])} | {detail} |")

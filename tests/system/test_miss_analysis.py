@@ -39,7 +39,7 @@ def test_each_kind_on_a_real_evaluation(trained_system, known_image, tmp_path):
     counts = {kind: entry["count"] for kind, entry in misses["kinds"].items()}
     assert counts == {"no_line": 1, "spaces_only": 1, "box_shape": 0, "misread": 1}
     assert misses["kinds"]["no_line"]["examples"] == [{"image": "det/images/mixed.png", "label": "GHOST",
-                                                       "split": False}]
+                                                       "split": False, "merged": False}]
     assert misses["kinds"]["no_line"]["dropped"] == 0  # the detector found no box there either
     assert misses["kinds"]["spaces_only"]["examples"][0]["read"] == "EXP2027"
     slip = misses["kinds"]["misread"]["examples"][0]
@@ -75,13 +75,15 @@ def test_box_shape_split_and_dropped_by_their_rules():
     # the detector boxed both lines (det matched 2), but only one read line came out: the other was dropped
     dropped = _record([("AB12", _box(0, 0, 40, 10)), ("CD34", _box(0, 20, 40, 30))],
                       [("AB12", _box(0, 0, 40, 10))], ["AB12", "CD34"], 2)
-    misses = analyse_misses([cut, split, dropped])
-    assert (misses["lines"], misses["read"]) == (4, 1)
+    merged = _record([("A1", _box(0, 0, 20, 10)), ("B2", _box(30, 0, 50, 10))],  # one box over both, IoU 0.4
+                     [("A1 B2", _box(0, 0, 50, 10))], ["A1", "B2"], 0)
+    misses = analyse_misses([cut, split, dropped, merged])
+    assert (misses["lines"], misses["read"]) == (6, 1)
     assert misses["kinds"]["box_shape"]["count"] == 1
     assert misses["kinds"]["box_shape"]["examples"][0]["read"] == "TOTAL"
-    assert misses["kinds"]["no_line"]["count"] == 2
-    assert misses["kinds"]["no_line"]["split"] == 1 and misses["kinds"]["no_line"]["dropped"] == 1
-    assert misses["unlabelled_boxes"]["count"] == 2  # the two pieces of the split line
+    no_line = misses["kinds"]["no_line"]
+    assert (no_line["count"], no_line["split"], no_line["merged"], no_line["dropped"]) == (4, 1, 2, 1)
+    assert misses["unlabelled_boxes"]["count"] == 3  # the two pieces of the split line, the merged box
     # case folds only when asked, as the metric does
     upper = _record([("Lot 7", _box(0, 0, 50, 10))], [("LOT 7", _box(0, 0, 50, 10))], ["LOT 7"], 1)
     assert analyse_misses([upper])["kinds"]["misread"]["count"] == 1
