@@ -50,7 +50,7 @@ ADVICE = {
 
 
 def _lines(items: list[dict], box_key: str) -> list[tuple]:
-    """``(polygon, text, ignore)`` of each line with a valid polygon, in order; ``None`` polygons kept as such."""
+    """``(polygon, text, ignore)`` of each line, in order; the polygon is ``None`` where the box has no area."""
     out = []
     for item in items:
         text = str(item.get("text", ""))
