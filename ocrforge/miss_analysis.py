@@ -36,8 +36,7 @@ KINDS = ("no_line", "spaces_only", "box_shape", "misread")
 ADVICE = {
     "no_line": "`dropped`: readings below `system.drop_score`, a lower `drop_score` or more recogniser training; "
                "the rest, the detector: lines it splits (`split`) or merges (`merged`) against the labels' "
-               "convention, or "
-               "text it does not find; more detector training on images labelled this way, "
+               "convention, or text it does not find; more detector training on images labelled this way, "
                "`train_det.postprocess_search`, `system.det_limit_side_len`",
     "spaces_only": "spacing: the labels and the reading disagree on spaces; check that the labels write them "
                    "one way",

@@ -3,8 +3,8 @@ system section: the reading system's settings, which the export stage deploys al
 
 Writes reports/eval/metrics.json, predictions.jsonl, gallery/ and README.md; with ``eval.zero_shot``, also the
 off-the-shelf models' figures on the same images (section ``zero_shot``); and misses.json, where the end-to-end
-misses are (ocrforge/miss_analysis.py: which part to improve), with its section in the README. Any PPOCRLabel folder can be
-evaluated through the same code, outside the pipeline:
+misses are (ocrforge/miss_analysis.py: which part to improve), with its section in the README. Any PPOCRLabel
+folder can be evaluated through the same code, outside the pipeline:
 
     ocrforge stage eval --input ../shared/datasets/sroie100 --out reports/eval_sroie100 --case-insensitive
 
