@@ -34,7 +34,8 @@ from ocrforge.metrics.e2e_metric import E2EMetric
 KINDS = ("no_line", "spaces_only", "box_shape", "misread")
 
 ADVICE = {
-    "no_line": "`dropped`: readings below `system.drop_score`, a lower `drop_score` or more recogniser training; "
+    "no_line": "`dropped`: readings below `system.drop_score` (chosen on val by `tune_system`, against the misreads "
+               "a lower one lets in): more recogniser training; "
                "the rest, the detector: lines it splits (`split`) or merges (`merged`) against the labels' "
                "convention, or text it does not find; more detector training on images labelled this way, "
                "`train_det.postprocess_search`, `system.det_limit_side_len`",

@@ -21,7 +21,7 @@ from ocrforge.registry import STAGES
 
 # The stages of dvc.yaml (what `dvc repro` runs), then those of the optional distillation's
 # stages/distill/dvc.yaml; each is the script stages/<name>.py (tests check the lists agree).
-DEFAULT_STAGES = ("demo_data", "split", "train_det", "train_rec", "eval", "export", "benchmark")
+DEFAULT_STAGES = ("demo_data", "split", "train_det", "train_rec", "tune_system", "eval", "export", "benchmark")
 DISTILL_STAGES = ("ppocrv3_det", "distill_det")
 PIPELINE_STAGES = DEFAULT_STAGES + DISTILL_STAGES
 # where each group's stages are declared

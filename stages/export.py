@@ -1,6 +1,7 @@
 """DVC stage export: both trained models (the detector params.yaml's eval.detector names) as Paddle inference
 models and ONNX models (params: export, eval's detector and the system section, which the eval stage
-reads alike, so the deployed system is the evaluated one), then two parity checks on the test images, each failing the stage (exit 1):
+reads alike, with the drop_score stage tune_system chose where system.drop_score is empty, so the deployed system
+is the evaluated one), then two parity checks on the test images, each failing the stage (exit 1):
 the exported system must read as the trained one, and the ONNX models must compute what the Paddle ones do
 (model outputs within tolerance, the same reads). Writes the figures to a JSON report."""
 
@@ -18,16 +19,18 @@ from ocrforge.log import get_logger
 from ocrforge.onnx_export import OnnxExportError
 from ocrforge.params import load_params, stage_parser, system_overrides
 from ocrforge.system import load_exported_system, load_trained_system
+from ocrforge.system_search import tuned_overrides
 
 
 def main() -> None:
     args = stage_parser(__doc__, data="the split folder (parity on its det/test.txt images)",
                         det="the detector's training run (params eval.detector)", rec="the recogniser's training run",
-                        out="the export folder to write", report="the parity report (JSON)").parse_args()
+                        out="the export folder to write", report="the parity report (JSON)",
+                        tuned="the drop_score stage tune_system chose (its system.json)").parse_args()
     log = get_logger("stage.export")
     params = load_params()
     p = params.get("export") or {}
-    settings = system_overrides(params)
+    settings = tuned_overrides(system_overrides(params), args.tuned)
     checkpoint = p.get("checkpoint", "best_accuracy")
     manifest = export_system(args.det, args.rec, args.out, checkpoint=checkpoint, **settings)
     samples = load_testset(args.data, int(p.get("parity_images", 10)))

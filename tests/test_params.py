@@ -79,11 +79,11 @@ def test_the_system_section_overrides_only_what_it_sets(params):
     from ocrforge.params import system_overrides
     from ocrforge.system import SystemSettings
 
-    assert system_overrides(params) == {"drop_score": params["system"]["drop_score"]}
+    assert system_overrides(params) == {}  # drop_score too: tune_system chooses it on val
     changed = copy.deepcopy(params)
-    changed["system"].update(det_db_box_thresh=0.7, det_limit_side_len=1280)
+    changed["system"].update(det_db_box_thresh=0.7, det_limit_side_len=1280, drop_score=0.6)
     overrides = system_overrides(changed)
-    assert overrides == {"det_db_box_thresh": 0.7, "det_limit_side_len": 1280, "drop_score": params["system"]["drop_score"]}
+    assert overrides == {"det_db_box_thresh": 0.7, "det_limit_side_len": 1280, "drop_score": 0.6}
     settings = SystemSettings(det_db_unclip_ratio=2.5).with_overrides(**overrides)
     assert (settings.det_db_box_thresh, settings.det_limit_side_len, settings.det_db_unclip_ratio) == (0.7, 1280, 2.5)
 

@@ -97,7 +97,7 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
 
     assert re.findall(r"Running stage '(\w+)'", run.stdout) == list(DEFAULT_STAGES)  # not the distillation
     assert not (repo / "models/distill_det").exists()
-    assert len({record.name.split(".")[0] for record in trace_dir.glob("*.json")}) == 7
+    assert len({record.name.split(".")[0] for record in trace_dir.glob("*.json")}) == 8
     assert undeclared_code_deps(repo, trace_dir) == {}
     det = json.loads((repo / "reports/train_det/report.json").read_text())
     assert det["verdict"]["status"] in {"improving", "stalled", "converged", "overfitting", "diverging"}
@@ -124,6 +124,11 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
     manifest = json.loads((repo / "models/export/manifest.json").read_text())
     assert manifest["settings"]["det_db_unclip_ratio"] == search["best"]["unclip_ratio"]
     assert manifest["settings"]["det_limit_side_len"] == search["best"]["limit_side_len"]
+    # the drop_score chosen on val (tune_system) is the one evaluated and exported
+    tuned = json.loads((repo / "reports/tune_system/system.json").read_text())
+    assert [r["drop_score"] for r in tuned["rows"]] == [0.5, 0.6, 0.7, 0.8, 0.9] and tuned["applied"] == "best"
+    assert tuned["best"]["hmean"] == max(r["hmean"] for r in tuned["rows"])
+    assert manifest["settings"]["drop_score"] == tuned["best"]["drop_score"]
     bench = json.loads((repo / "reports/benchmark.json").read_text())
     from ocrforge.benchmark import ENGINES
 
@@ -151,7 +156,7 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
     distill = dvc(repo, "repro", "stages/distill/dvc.yaml", env_extra=tracing_imports(trace_dir))
     assert distill.returncode == 0, distill.stdout[-3000:] + distill.stderr[-3000:]
     assert re.findall(r"Running stage '(?:stages/distill/dvc.yaml:)?(\w+)'", distill.stdout) == list(DISTILL_STAGES)
-    assert len({record.name.split(".")[0] for record in trace_dir.glob("*.json")}) == 9
+    assert len({record.name.split(".")[0] for record in trace_dir.glob("*.json")}) == 10
     assert undeclared_code_deps(repo, trace_dir) == {}
     converted = json.loads((repo / "reports/ppocrv3_det.json").read_text())
     assert converted["converted_values"] == 592_625 and converted["parity_max_abs_diff"] < 1e-4
