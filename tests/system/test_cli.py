@@ -43,7 +43,7 @@ def test_unknown_stage_is_exit_1():
     assert code == 1
     assert json.loads(out) == {"success": False, "error": (
         "unknown stage 'no_such_stage'. Known stages: benchmark, demo_data, distill_det, eval, export, ppocrv3_det, split, "
-        "train_det, train_rec. A plugin package can add one through the 'ocrforge.plugins' entry-point group.")}
+        "train_det, train_rec, tune_system. A plugin package can add one through the 'ocrforge.plugins' entry-point group.")}
 
 
 def test_pipeline_stages_are_the_dvc_stages_and_scripts(repo_root):
