@@ -401,18 +401,27 @@ def settings_from_configs(det_config: dict, rec_config: dict | None = None) -> S
     )
 
 
+def read_choice_file(path: str | os.PathLike, rerun: str) -> dict | None:
+    """The JSON a stage wrote to record what it chose on the val split (``postprocess.json``, tune_system's
+    ``system.json``); None where the file is absent. ``rerun`` ends the error for a file that is not JSON
+    (which stage to rerun)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); {rerun}") from exc
+
+
 def detector_postprocess(det_dir: str | os.PathLike) -> dict:
     """The DB post-process values (``thresh``, ``box_thresh``, ``unclip_ratio``) and the detection side length
     (``limit_side_len``) the detector's training run in ``det_dir`` chose on its val split (its
     ``postprocess.json``); {} for a run that has none."""
-    path = Path(det_dir) / POSTPROCESS_FILE
-    if not path.is_file():
+    chosen = read_choice_file(Path(det_dir) / POSTPROCESS_FILE,
+                              "rerun the detector's training stage (dvc repro train_det), which writes it")
+    if chosen is None:
         return {}
-    try:
-        chosen = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); rerun the detector's training stage "
-                         f"(dvc repro train_det), which writes it") from exc
     return {key: chosen[key] for key in ("thresh", "box_thresh", "unclip_ratio", "limit_side_len")
             if chosen.get(key) is not None}
 

@@ -16,15 +16,13 @@ it through :func:`tuned_overrides` where params.yaml's ``system.drop_score`` is 
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Sequence
 
 from ocrforge.data.det_labels import Sample
 from ocrforge.data.images import read_image
 from ocrforge.metrics import E2EMetric, precision_recall_hmean, score_end_to_end
-from ocrforge.system import OcrLine, TextSystem
+from ocrforge.system import OcrLine, TextSystem, read_choice_file
 
 TUNED_FILE = "reports/tune_system/system.json"
 
@@ -88,15 +86,8 @@ def search_drop_score(system: TextSystem, samples: Sequence[Sample], values: Seq
 
 def read_tuned(path: str | os.PathLike = TUNED_FILE) -> dict:
     """What stage tune_system chose (its ``system.json``); {} where it has not run or searched nothing."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    try:
-        chosen = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); rerun the stage that writes it "
-                         f"(dvc repro tune_system)") from exc
-    return chosen if chosen.get("searched") else {}
+    chosen = read_choice_file(path, "rerun the stage that writes it (dvc repro tune_system)")
+    return chosen if chosen and chosen.get("searched") else {}
 
 
 def tuned_overrides(overrides: dict, path: str | os.PathLike = TUNED_FILE) -> dict:
