@@ -16,8 +16,8 @@ order:
 
 Predicted lines that overlap no labelled line at IoU >= 0.5 are counted apart (``unlabelled_boxes``): text the
 labels do not mark, or pieces of a line. Texts are compared as the metric compares them (stripped, and
-case-folded when not case-sensitive), lines are matched by the metric's own rule, so ``read`` equals the
-metric's matched count.
+case-folded when not case-sensitive), lines are matched by the metric's own rule
+(:func:`~ocrforge.metrics.e2e_metric.match_lines`), so ``read`` equals the metric's matched count.
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from ocrforge.data.ppocrlabel import IGNORE_TEXTS
-from ocrforge.metrics.det_metric import as_polygon, iou, match_pairs, split_ignored
-from ocrforge.metrics.e2e_metric import E2EMetric
+from ocrforge.metrics.det_metric import iou
+from ocrforge.metrics.e2e_metric import E2EMetric, match_lines
 
 KINDS = ("no_line", "spaces_only", "box_shape", "misread")
 
@@ -49,33 +48,17 @@ ADVICE = {
 }
 
 
-def _lines(items: list[dict], box_key: str) -> list[tuple]:
-    """``(polygon, text, ignore)`` of each line, in order; the polygon is ``None`` where the box has no area."""
-    out = []
-    for item in items:
-        text = str(item.get("text", ""))
-        ignore = bool(item.get("ignore", False)) or text in IGNORE_TEXTS
-        out.append((as_polygon(item[box_key]), text, ignore))
-    return out
-
-
 def _record_misses(record: dict, normalize, threshold: float) -> tuple[int, list[tuple], list[dict]]:
     """One image: (lines read, [(kind, example)] of its missed labelled lines, its unlabelled predicted lines)."""
-    gts = _lines(record["gt"], "box")
+    labels = record["gt"]
     crop_reads = [r["pred"] for r in record.get("rec_on_gt_crops", [])]
-    cared_labels = [i for i, g in enumerate(record["gt"]) if not g.get("ignore")]
-    crop_read = dict(zip(cared_labels, crop_reads))
+    crop_read = dict(zip([i for i, g in enumerate(labels) if not g.get("ignore")], crop_reads))
     pred_items = record["pred"].get("lines", [])
-    preds = [(poly, text, item.get("score")) for (poly, text, _), item in zip(_lines(pred_items, "box"), pred_items)]
-    gt_index = [i for i, g in enumerate(gts) if g[0] is not None]
-    pred_index = [i for i, p in enumerate(preds) if p[0] is not None]
-    gt_polys, pred_polys = [gts[i][0] for i in gt_index], [preds[i][0] for i in pred_index]
-    pred_care, gt_care = split_ignored(pred_polys, gt_polys, [gts[i][2] for i in gt_index], 0.5)
-    gt_texts = [normalize(gts[i][1]) for i in gt_index]
-    pred_texts = [normalize(preds[i][1]) for i in pred_index]
-    pairs = match_pairs(pred_polys, gt_polys, pred_care, gt_care, threshold,
-                        same=lambda g, p: gt_texts[g] == pred_texts[p])
-    read_gts, used_preds = {g for g, _ in pairs}, {p for _, p in pairs}
+    match = match_lines([{"points": p["box"], "text": p.get("text", "")} for p in pred_items],
+                        [{"points": g["box"], "text": g.get("text", ""), "ignore": g.get("ignore", False)}
+                         for g in labels], threshold, normalize)
+    gt_polys, pred_polys, pred_care, gt_care = match.gt_polys, match.pred_polys, match.pred_care, match.gt_care
+    read_gts, used_preds = {g for g, _ in match.pairs}, {p for _, p in match.pairs}
     misses = []
     for g, poly in enumerate(gt_polys):
         if not gt_care[g] or g in read_gts:
@@ -83,8 +66,7 @@ def _record_misses(record: dict, normalize, threshold: float) -> tuple[int, list
         overlaps = [(iou(poly, pred_polys[p]), p) for p in range(len(pred_polys))
                     if pred_care[p] and p not in used_preds]
         best_iou, best = max(overlaps, default=(0.0, None))
-        label = gts[gt_index[g]][1]
-        example = {"image": record.get("image", ""), "label": label}
+        example = {"image": record.get("image", ""), "label": match.gt_texts[g]}
         if best is None or best_iou < threshold:
             inside = sum(1 for p, pred in enumerate(pred_polys) if pred_care[p] and pred.area > 0
                          and pred.intersection(poly).area / pred.area > 0.5)
@@ -93,11 +75,11 @@ def _record_misses(record: dict, normalize, threshold: float) -> tuple[int, list
             example["merged"] = not example["split"] and any(
                 pred_care[p] and pred.intersection(poly).area > 0.5 * poly.area for p, pred in enumerate(pred_polys))
         else:
-            example["read"] = preds[pred_index[best]][1]
-            example["label_crop_read"] = crop_read.get(gt_index[g], "")
-            if pred_texts[best].replace(" ", "") == gt_texts[g].replace(" ", ""):
+            example["read"] = match.pred_texts[best]
+            example["label_crop_read"] = crop_read.get(match.gt_index[g], "")
+            if match.pred_normalized[best].replace(" ", "") == match.gt_normalized[g].replace(" ", ""):
                 kind = "spaces_only"
-            elif normalize(example["label_crop_read"]) == gt_texts[g]:
+            elif normalize(example["label_crop_read"]) == match.gt_normalized[g]:
                 kind = "box_shape"
             else:
                 kind = "misread"
@@ -106,9 +88,9 @@ def _record_misses(record: dict, normalize, threshold: float) -> tuple[int, list
     for p, poly in enumerate(pred_polys):
         if not pred_care[p] or any(gt_care[g] and iou(gt, poly) >= threshold for g, gt in enumerate(gt_polys)):
             continue
-        _, text, score = preds[pred_index[p]]
-        unlabelled.append({"image": record.get("image", ""), "read": text, "score": score})
-    return len(pairs), misses, unlabelled
+        item = pred_items[match.pred_index[p]]
+        unlabelled.append({"image": record.get("image", ""), "read": match.pred_texts[p], "score": item.get("score")})
+    return len(match.pairs), misses, unlabelled
 
 
 def analyse_misses(records: Iterable[dict], case_sensitive: bool = True, iou_threshold: float = 0.5,

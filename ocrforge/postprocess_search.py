@@ -16,7 +16,6 @@ The choice goes to the run's own ``postprocess.json`` (:data:`ocrforge.system.PO
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -32,7 +31,8 @@ from ocrforge.metrics.det_metric import precision_recall_hmean, score_detections
 log = logging.getLogger(__name__)
 
 # the trained weights, kept beside the run's checkpoints when the search deploys the starting weights instead
-TRAINED_WEIGHTS_FILE = "best_trained.pdparams"
+TRAINED_CHECKPOINT = "best_trained"  # where the trained best goes, whole, when the starting weights win
+TRAINED_WEIGHTS_FILE = TRAINED_CHECKPOINT + ".pdparams"
 
 def search_db_postprocess(
     maps: Sequence[tuple], ground_truths: Sequence[Sequence[TextLine]], post_process: dict,
@@ -45,7 +45,7 @@ def search_db_postprocess(
     Returns ``{"rows": [{"unclip_ratio", "box_thresh", "precision", "recall", "hmean"}], "configured": row,
     "best": row, "changed": bool}``.
     """
-    from ocrforge.postprocess import DBPostProcess
+    from ocrforge.postprocess import DBPostProcess, db_grid
     from ocrforge.system import boxes_from_maps
 
     if len(maps) != len(ground_truths):
@@ -53,11 +53,9 @@ def search_db_postprocess(
     if not maps:
         raise ValueError("search_db_postprocess: no validation images; the val split is empty")
     configured = (float(post_process.get("unclip_ratio", 1.5)), float(post_process.get("box_thresh", 0.6)))
-    unclips = sorted({configured[0], *(float(u) for u in unclip_ratios)})
-    threshes = sorted({configured[1], *(float(b) for b in box_threshes)})
     fixed = {k: v for k, v in post_process.items() if k not in ("name", "unclip_ratio", "box_thresh")}
     rows = []
-    for unclip, box_thresh in itertools.product(unclips, threshes):
+    for unclip, box_thresh in db_grid(configured, unclip_ratios, box_threshes):
         db = DBPostProcess(unclip_ratio=unclip, box_thresh=box_thresh, **fixed)
         matched = det_care = gt_care = 0
         for (prob, shape), lines in zip(maps, ground_truths):
@@ -82,6 +80,27 @@ def search_db_postprocess(
     return {"rows": rows, "configured": configured_row, "best": best, "changed": best is not configured_row}
 
 
+def keep_starting_weights(model_dir: str | os.PathLike, checkpoint: str, model, source: str) -> None:
+    """Make checkpoint ``checkpoint`` of ``model_dir`` hold ``model``'s weights (the ones training started from,
+    ``source``), keeping the trained checkpoint whole (weights, optimizer state, states.json) as ``best_trained``.
+
+    The new ``checkpoint`` is a complete unit without optimizer state: its states.json hashes the new weights (so
+    :func:`ocrforge.engine.checkpoint.load_checkpoint` accepts it), keeps the trained run's record and says
+    ``"weights": "pretrained"``."""
+    from ocrforge.engine.checkpoint import checkpoint_exists, checkpoint_paths, read_states, save_checkpoint
+
+    directory = str(model_dir)
+    states = read_states(directory, checkpoint) if checkpoint_exists(directory, checkpoint) else {}
+    trained = checkpoint_paths(directory, TRAINED_CHECKPOINT)
+    current = checkpoint_paths(directory, checkpoint)
+    for kind in ("params", "opt", "states"):  # states.json last: it makes the copy whole
+        if os.path.isfile(current[kind]):
+            shutil.copyfile(current[kind], trained[kind])
+    Path(current["opt"]).unlink(missing_ok=True)  # the trained run's optimizer state does not go with these weights
+    record = {k: v for k, v in states.items() if k not in ("sha256", "format_version")}
+    save_checkpoint(directory, checkpoint, model, None, {**record, "weights": "pretrained", "pretrained_model": source})
+
+
 def tune_det_postprocess(
     model_dir: str | os.PathLike, label_file: str | os.PathLike, data_dir: str | os.PathLike,
     unclip_ratios: Sequence[float], box_threshes: Sequence[float], report_file: str | os.PathLike,
@@ -96,7 +115,8 @@ def tune_det_postprocess(
     Writes the table to ``report_file`` (JSON) and the choice to ``model_dir/postprocess.json``, which
     evaluation and export read (:func:`ocrforge.system.trained_settings`). When the starting weights read the
     val split better than every fine-tuned epoch (a shipped detector that fine-tuning on a few images made
-    worse), they become ``<checkpoint>.pdparams`` and the trained weights are kept as ``best_trained.pdparams``.
+    worse), they become checkpoint ``<checkpoint>`` and the trained one is kept as ``best_trained``
+    (:func:`keep_starting_weights`).
     Ties go to the trained weights, the configured side length and the pair nearest the configured one."""
     from ocrforge.config import load_config
     from ocrforge.data.det_labels import load_det_label_file
@@ -155,10 +175,7 @@ def tune_det_postprocess(
         post = {**post, "unclip_ratio": best["unclip_ratio"], "box_thresh": best["box_thresh"]}
         weights_kept = best["weights"]
         if weights_kept == "pretrained":
-            import paddle
-
-            shutil.copyfile(weights, model_dir / TRAINED_WEIGHTS_FILE)
-            paddle.save(models["pretrained"].state_dict(), str(weights))
+            keep_starting_weights(model_dir, checkpoint, models["pretrained"], pretrained)
             logger.info("the weights training started from (%s) read the val split better than the trained ones "
                         "(hmean %.4f vs %.4f at best): %s now holds them; the trained ones are in %s", pretrained,
                         best["hmean"], max(r["hmean"] for r in rows if r["weights"] == "trained"), weights,
@@ -226,7 +243,8 @@ def search_markdown(result: dict) -> str:
             lines.append("| " + " | ".join(f"**{c}**" if row == best else c for c in cells) + " |")
         if best["weights"] == "pretrained":
             lines += ["", "The weights training started from read the val split best: best_accuracy.pdparams holds "
-                          f"them, and the trained ones are kept as {TRAINED_WEIGHTS_FILE}."]
+                          f"them, and the trained checkpoint is kept whole as {TRAINED_WEIGHTS_FILE} (with its .pdopt "
+                          "and .states.json)."]
         lines += ["", f"Every pair with the {best['weights']} weights at side {best['limit_side_len']}:", ""]
     else:
         lines += [f"{result['images']} images; the row in bold is kept (the model folder's postprocess.json).", ""]

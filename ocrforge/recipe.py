@@ -169,7 +169,22 @@ def det_config_from_params(base: dict, p: dict, data_dir: str, out_dir: str, liv
         "PostProcess.unclip_ratio": float(p["unclip_ratio"]),
     })
     config = merge_overrides(config, overrides, allow_new_keys=True)
+    validate_over_grid(config, p.get("postprocess_search") or {})
     return apply_user_overrides(config, p.get("overrides"), section_name)
+
+
+def validate_over_grid(config: dict, grid: dict) -> None:
+    """With ``grid["every_epoch"]`` and a grid to search: each epoch's validation scores every (unclip_ratio,
+    box_thresh) pair of ``grid`` and reports the best (DBPostProcessGrid + DetGridMetric), as the post-process
+    search after training will deploy it, so the epoch kept is the one that reads best at its own pair. A
+    config with another post-process or metric (a distillation) is left as it is."""
+    unclips, threshes = list(grid.get("unclip_ratio") or []), list(grid.get("box_thresh") or [])
+    if not grid.get("every_epoch") or not (unclips or threshes):
+        return
+    if (config["PostProcess"].get("name"), config["Metric"].get("name")) != ("DBPostProcess", "DetMetric"):
+        return
+    config["PostProcess"].update(name="DBPostProcessGrid", unclip_ratios=unclips, box_threshes=threshes)
+    config["Metric"]["name"] = "DetGridMetric"
 
 
 def rec_config_from_params(base: dict, p: dict, dictionary: dict, data_dir: str, out_dir: str, live_dir: str) -> dict:

@@ -310,7 +310,12 @@ class TextSystem:
 
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
         """Text boxes of an HWC uint8 BGR image: a list of (4, 2) float32 quads, clockwise from top-left."""
-        return boxes_from_maps(self._db, *self.detect_maps(image))
+        return self.boxes_in_maps(*self.detect_maps(image))
+
+    def boxes_in_maps(self, maps: np.ndarray, shape: np.ndarray) -> list[np.ndarray]:
+        """The boxes this system's DB post-process finds in :meth:`detect_maps`' output (as :meth:`detect`):
+        one detector run can so be post-processed by systems of other DB settings."""
+        return boxes_from_maps(self._db, maps, shape)
 
     def recognize(self, crops: Sequence[np.ndarray], batch_size: int | None = None) -> list[tuple[str, float]]:
         """``(text, score)`` for each crop (HWC uint8 BGR), in the given order; batches of ``batch_size``

@@ -1,17 +1,23 @@
-"""Choosing the reading system's ``drop_score`` on the validation images (stage tune_system).
+"""Choosing the reading system's ``drop_score`` and ``det_db_unclip_ratio`` on the validation images (stage
+tune_system).
 
 The system drops a read line whose recognition score is below ``drop_score`` (PaddleOCR's default: 0.5). A line
 read with a low score is mostly a misread or text the labels leave out (a badge beside a plate), and each one
 counts against end-to-end precision and its image's full text; on clean pages a high threshold drops right
 lines instead. So the threshold is chosen per data set, as the detector's post-process is
-(ocrforge.postprocess_search): each val image is read once by the trained system with every line kept, then each
-threshold of the grid keeps its lines and is scored end to end (line hmean, the metric the eval stage reports),
-an image's full text built from the kept lines as the system builds it. Ties go to the lowest threshold, which
-keeps the most lines. Measured: 0.9 on the demo (val hmean 0.718 -> 0.785) and on sroie100 (0.785 -> 0.788);
-on plates_eu_br no threshold changed the val reads (its other text reads at 0.9 or more), so 0.5 stays.
+(ocrforge.postprocess_search). That search chooses the unclip ratio by detection hmean, an IoU count that cannot
+see how much margin the recogniser reads best with; here the ratio is chosen again, with the threshold, by what
+the system is judged on. Each val image is read once per unclip ratio (the detector's own and
+``tune_system.unclip_ratio``; the detector runs once, its maps post-processed per ratio) with every line kept,
+then each threshold keeps its lines and each pair is scored end to end (line hmean, the metric the eval stage
+reports), an image's full text built from the kept lines as the system builds it. Ties go to the detector's own
+ratio, then to the lowest threshold, which keeps the most lines.
+
+Measured (drop_score alone, the detector's ratio): 0.9 on the demo (val hmean 0.718 -> 0.785) and on sroie100
+(0.785 -> 0.788); on plates_eu_br no threshold changed the val reads (its other text reads at 0.9 or more).
 
 The choice goes to ``reports/tune_system/system.json`` (committed with dvc.lock); the eval and export stages read
-it through :func:`tuned_overrides` where params.yaml's ``system.drop_score`` is left empty.
+it through :func:`tuned_overrides` where params.yaml's system section sets no value of its own.
 """
 
 from __future__ import annotations
@@ -27,14 +33,23 @@ from ocrforge.system import OcrLine, TextSystem, read_choice_file
 TUNED_FILE = "reports/tune_system/system.json"
 
 
-def read_every_line(system: TextSystem, samples: Sequence[Sample], logger=None) -> list[list[OcrLine]]:
-    """The lines ``system`` reads in each sample's image with no line dropped (``drop_score`` 0)."""
-    keep_all = TextSystem(system.detector, system.recognizer, system.settings.with_overrides(drop_score=0.0))
-    readings = []
+def read_every_line(system: TextSystem, samples: Sequence[Sample], unclip_ratios: Sequence[float] = (),
+                    logger=None) -> dict[float, list[list[OcrLine]]]:
+    """For each ``det_db_unclip_ratio`` (``system``'s own and ``unclip_ratios``): the lines read in each sample's
+    image with no line dropped (``drop_score`` 0). The detector runs once per image; each ratio's boxes are then
+    cut from its maps and recognised."""
+    ratios = sorted({float(system.settings.det_db_unclip_ratio), *(float(r) for r in unclip_ratios)})
+    readers = {ratio: TextSystem(system.detector, system.recognizer,
+                                 system.settings.with_overrides(drop_score=0.0, det_db_unclip_ratio=ratio))
+               for ratio in ratios}
+    readings: dict[float, list[list[OcrLine]]] = {ratio: [] for ratio in ratios}
     for i, sample in enumerate(samples, 1):
-        readings.append(keep_all(read_image(sample.path)).lines)
+        image = read_image(sample.path)
+        maps, shape = system.detect_maps(image)
+        for ratio, reader in readers.items():
+            readings[ratio].append(reader.read_boxes(image, reader.boxes_in_maps(maps, shape)).lines)
         if logger and (i % 20 == 0 or i == len(samples)):
-            logger.info("read %d of %d val images", i, len(samples))
+            logger.info("read %d of %d val images (%d unclip ratios)", i, len(samples), len(ratios))
     return readings
 
 
@@ -65,23 +80,35 @@ def score_drop_scores(readings: Sequence[Sequence[OcrLine]], samples: Sequence[S
     return rows
 
 
-def choose(rows: Sequence[dict]) -> dict:
-    """The row of best hmean; ties go to the lowest ``drop_score`` (the rows come sorted by it)."""
+def score_settings(readings: dict[float, Sequence[Sequence[OcrLine]]], samples: Sequence[Sample],
+                   drop_scores: Sequence[float], case_sensitive: bool = True) -> list[dict]:
+    """:func:`score_drop_scores` for each unclip ratio's readings (:func:`read_every_line`): rows ordered by
+    ``unclip_ratio`` then ``drop_score``, each with its ``unclip_ratio``."""
+    return [{"unclip_ratio": ratio, **row} for ratio in sorted(readings)
+            for row in score_drop_scores(readings[ratio], samples, drop_scores, case_sensitive)]
+
+
+def choose(rows: Sequence[dict], unclip_ratio: float | None = None) -> dict:
+    """The row of best hmean. Ties go to ``unclip_ratio`` (the one the detector's own search chose by detection
+    hmean, so the better boxes), then to the lowest ``drop_score``, which keeps the most lines."""
     best = max(row["hmean"] for row in rows)
-    return next(row for row in rows if row["hmean"] == best)
+    return min((row for row in rows if row["hmean"] == best),
+               key=lambda row: (row.get("unclip_ratio", unclip_ratio) != unclip_ratio, row["drop_score"],
+                                row.get("unclip_ratio", 0.0)))
 
 
-def search_drop_score(system: TextSystem, samples: Sequence[Sample], values: Sequence[float],
-                      case_sensitive: bool = True, logger=None) -> dict:
-    """Read ``samples`` once and score each threshold of ``values`` (the system's own one included).
+def search_system(system: TextSystem, samples: Sequence[Sample], drop_scores: Sequence[float],
+                  unclip_ratios: Sequence[float] = (), case_sensitive: bool = True, logger=None) -> dict:
+    """Read ``samples`` once per unclip ratio and score each pair of the grid (``system``'s own values included).
 
     Returns ``{"searched": true, "images", "case_sensitive", "rows", "configured": row, "best": row}``.
     """
-    configured = float(system.settings.drop_score)
-    readings = read_every_line(system, samples, logger)
-    rows = score_drop_scores(readings, samples, [configured, *values], case_sensitive)
+    drop, unclip = float(system.settings.drop_score), float(system.settings.det_db_unclip_ratio)
+    readings = read_every_line(system, samples, unclip_ratios, logger)
+    rows = score_settings(readings, samples, [drop, *drop_scores], case_sensitive)
+    configured = next(row for row in rows if (row["unclip_ratio"], row["drop_score"]) == (unclip, drop))
     return {"searched": True, "images": len(samples), "case_sensitive": case_sensitive, "rows": rows,
-            "configured": next(row for row in rows if row["drop_score"] == configured), "best": choose(rows)}
+            "configured": configured, "best": choose(rows, unclip)}
 
 
 def read_tuned(path: str | os.PathLike = TUNED_FILE) -> dict:
@@ -91,9 +118,11 @@ def read_tuned(path: str | os.PathLike = TUNED_FILE) -> dict:
 
 
 def tuned_overrides(overrides: dict, path: str | os.PathLike = TUNED_FILE) -> dict:
-    """params.yaml's system ``overrides`` (:func:`ocrforge.params.system_overrides`), with the ``drop_score``
-    stage tune_system chose on the val split where they set none."""
+    """params.yaml's system ``overrides`` (:func:`ocrforge.params.system_overrides`), with the ``drop_score`` and
+    ``det_db_unclip_ratio`` stage tune_system chose on the val split where they set none."""
     chosen = read_tuned(path)
-    if "drop_score" in overrides or not chosen:
+    if not chosen:
         return dict(overrides)
-    return {**overrides, "drop_score": float(chosen["best"]["drop_score"])}
+    best = chosen["best"]
+    tuned = {"drop_score": best.get("drop_score"), "det_db_unclip_ratio": best.get("unclip_ratio")}
+    return {**{k: float(v) for k, v in tuned.items() if v is not None}, **overrides}

@@ -110,10 +110,11 @@ def derived_files(config: dict) -> tuple[str, ...]:
     them when training starts afresh: a detector's post-process search (``ocrforge.postprocess_search``)."""
     if config["Architecture"]["model_type"] != "det":
         return ()
-    from ocrforge.postprocess_search import TRAINED_WEIGHTS_FILE
+    from ocrforge.engine.checkpoint import checkpoint_paths
+    from ocrforge.postprocess_search import TRAINED_CHECKPOINT
     from ocrforge.system import POSTPROCESS_FILE
 
-    return (POSTPROCESS_FILE, TRAINED_WEIGHTS_FILE)
+    return (POSTPROCESS_FILE, *(Path(p).name for p in checkpoint_paths("", TRAINED_CHECKPOINT).values()))
 
 
 def _train_on(config: dict, device: str, on_eval, logger: logging.Logger) -> dict:

@@ -1,6 +1,6 @@
 """DVC stage eval: the trained (dygraph) detector + recogniser on the test split (params: eval, and the
 system section: the reading system's settings, which the export stage deploys alike; an empty
-system.drop_score is the one stage tune_system chose on the val split).
+system.drop_score or det_db_unclip_ratio is the one stage tune_system chose on the val split).
 
 Writes reports/eval/metrics.json, predictions.jsonl, gallery/ and README.md; with ``eval.zero_shot``, also the
 off-the-shelf models' figures on the same images (section ``zero_shot``); and misses.json, where the end-to-end
@@ -33,12 +33,13 @@ def main() -> None:
     args = evaluation_parser(__doc__, p, data="the split folder (its det/test.txt is the test set)",
                              det="the detector's training run (params eval.detector)",
                              rec="the recogniser's training run", out="the reports folder to write",
-                             tuned="the drop_score stage tune_system chose (its system.json)").parse_args()
+                             tuned="the drop_score and unclip ratio tune_system chose (its system.json)").parse_args()
     log = get_logger("stage.eval")
     samples = load_testset(args.input or args.data, args.limit)
     system = load_trained_system(args.det, args.rec, p.get("checkpoint", "best_accuracy"),
                                  **tuned_overrides(system_overrides(params), args.tuned))
-    log.info("the system drops lines read below %.2f (system.drop_score, or what tune_system chose on val)",
+    log.info("the system boxes text at unclip ratio %.2f and drops lines read below %.2f (params.yaml's system "
+             "section, or what tune_system chose on val)", system.settings.det_db_unclip_ratio,
              system.settings.drop_score)
     evaluate(system, samples, args.out, gallery_size=int(p.get("gallery_size", 12)),
              case_sensitive=not args.case_insensitive, logger=log, zero_shot=p.get("zero_shot") or ())

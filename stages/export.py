@@ -1,7 +1,7 @@
 """DVC stage export: both trained models (the detector params.yaml's eval.detector names) as Paddle inference
 models and ONNX models (params: export, eval's detector and the system section, which the eval stage
-reads alike, with the drop_score stage tune_system chose where system.drop_score is empty, so the deployed system
-is the evaluated one), then two parity checks on the test images, each failing the stage (exit 1):
+reads alike, with the drop_score and unclip ratio stage tune_system chose where the system section sets none, so
+the deployed system is the evaluated one), then two parity checks on the test images, each failing the stage (exit 1):
 the exported system must read as the trained one, and the ONNX models must compute what the Paddle ones do
 (model outputs within tolerance, the same reads). Writes the figures to a JSON report."""
 
@@ -26,7 +26,7 @@ def main() -> None:
     args = stage_parser(__doc__, data="the split folder (parity on its det/test.txt images)",
                         det="the detector's training run (params eval.detector)", rec="the recogniser's training run",
                         out="the export folder to write", report="the parity report (JSON)",
-                        tuned="the drop_score stage tune_system chose (its system.json)").parse_args()
+                        tuned="the drop_score and unclip ratio tune_system chose (its system.json)").parse_args()
     log = get_logger("stage.export")
     params = load_params()
     p = params.get("export") or {}

@@ -122,13 +122,17 @@ def test_whole_pipeline_on_tiny_settings(tmp_path, tmp_path_factory):
         (weights, side) for weights in ("trained", "pretrained") for side in (320, 960, 1280)}
     assert search["best"]["hmean"] == max(r["hmean"] for r in search["rows"])
     manifest = json.loads((repo / "models/export/manifest.json").read_text())
-    assert manifest["settings"]["det_db_unclip_ratio"] == search["best"]["unclip_ratio"]
     assert manifest["settings"]["det_limit_side_len"] == search["best"]["limit_side_len"]
-    # the drop_score chosen on val (tune_system) is the one evaluated and exported
+    # the unclip ratio and drop_score chosen on val end to end (tune_system), around the detector's own choice,
+    # are the ones evaluated and exported
     tuned = json.loads((repo / "reports/tune_system/system.json").read_text())
-    assert [r["drop_score"] for r in tuned["rows"]] == [0.5, 0.6, 0.7, 0.8, 0.9] and tuned["applied"] == "best"
+    ratios = sorted({search["best"]["unclip_ratio"], 1.5, 2.0, 2.5, 3.0})
+    assert [(r["unclip_ratio"], r["drop_score"]) for r in tuned["rows"]] == [
+        (u, d) for u in ratios for d in (0.5, 0.6, 0.7, 0.8, 0.9)]
+    assert tuned["configured"]["unclip_ratio"] == search["best"]["unclip_ratio"]
     assert tuned["best"]["hmean"] == max(r["hmean"] for r in tuned["rows"])
     assert manifest["settings"]["drop_score"] == tuned["best"]["drop_score"]
+    assert manifest["settings"]["det_db_unclip_ratio"] == tuned["best"]["unclip_ratio"]
     bench = json.loads((repo / "reports/benchmark.json").read_text())
     from ocrforge.benchmark import ENGINES
 

@@ -47,6 +47,59 @@ def test_search_moves_off_a_configured_ratio_that_loses_the_boxes():
     assert result["changed"] is True
 
 
+def test_each_epoch_can_be_validated_at_its_best_pair():
+    """DBPostProcessGrid + DetGridMetric, as training validates with postprocess_search.every_epoch: the best
+    pair of the grid is reported (the configured one loses every box here), and the counters survive the
+    merge data-parallel validation does."""
+    from ocrforge.metrics.det_metric import DetGridMetric, DetMetric
+    from ocrforge.postprocess import DBPostProcessGrid
+    from ocrforge.registry import METRICS, POSTPROCESS
+
+    assert POSTPROCESS.get("DBPostProcessGrid") is DBPostProcessGrid and METRICS.get("DetGridMetric") is DetGridMetric
+    prob, shape = block_map()
+    post = DBPostProcessGrid(thresh=0.3, box_thresh=0.6, unclip_ratio=8.0, unclip_ratios=[1.5, 2.0],
+                             box_threshes=[0.5])
+    (result,) = post({"maps": prob}, shape)
+    assert result["configured"] == (8.0, 0.6)
+    assert sorted(result["grid"]) == [(1.5, 0.5), (1.5, 0.6), (2.0, 0.5), (2.0, 0.6), (8.0, 0.5), (8.0, 0.6)]
+    assert np.array_equal(result["points"], result["grid"][(8.0, 0.6)])
+    box = rect(17, 25, 79, 39).box
+    batch = [None, shape, np.asarray([[box]], dtype=np.float32), np.asarray([[False]])]
+    plain = DetMetric()
+    plain([result], batch)
+    assert plain.get_metric()["hmean"] == 0.0  # what a fixed-pair validation would report
+    metric, merged = DetGridMetric(), DetGridMetric()
+    metric([result], batch)
+    merged([result], batch)
+    merged.set_accumulated(merged.accumulated())  # what the trainer does with the sums of every process
+    for figures in (metric.get_metric(), merged.get_metric()):
+        # 1.5 and 2.0 both match; the tie goes to the one nearest the configured pair
+        assert figures == {"precision": 1.0, "recall": 1.0, "hmean": 1.0, "unclip_ratio": 2.0, "box_thresh": 0.6,
+                           "hmean_configured": 0.0}
+    with pytest.raises(ValueError, match="DBPostProcessGrid"):
+        DetGridMetric()([{"points": result["points"]}], batch)
+
+
+def test_the_recipe_validates_over_the_grid_only_when_asked():
+    from ocrforge.recipe import validate_over_grid
+
+    def config():
+        return {"PostProcess": {"name": "DBPostProcess", "unclip_ratio": 2.0}, "Metric": {"name": "DetMetric"}}
+
+    grid = {"unclip_ratio": [1.5, 2.5], "box_thresh": [0.7], "every_epoch": True}
+    on = config()
+    validate_over_grid(on, grid)
+    assert on == {"PostProcess": {"name": "DBPostProcessGrid", "unclip_ratio": 2.0, "unclip_ratios": [1.5, 2.5],
+                                  "box_threshes": [0.7]}, "Metric": {"name": "DetGridMetric"}}
+    for other in ({**grid, "every_epoch": False}, {"unclip_ratio": [], "box_thresh": [], "every_epoch": True}):
+        off = config()
+        validate_over_grid(off, other)
+        assert off == config()
+    distill = {"PostProcess": {"name": "DistillationDBPostProcess"}, "Metric": {"name": "DistillationMetric"}}
+    validate_over_grid(distill, grid)
+    assert distill["Metric"]["name"] == "DistillationMetric"
+
+
 def test_search_refuses_an_empty_validation_set():
     with pytest.raises(ValueError, match="val split is empty"):
         search_db_postprocess([], [], {"unclip_ratio": 1.5})
@@ -115,7 +168,15 @@ def test_the_search_also_chooses_the_side_length_and_the_starting_weights(traine
     shutil.copytree(trained_models / "det", model_dir)
     weights = model_dir / "best_accuracy.pdparams"
     state = paddle.load(str(weights))
-    paddle.save({k: paddle.zeros_like(v) if k.startswith("head.") else v for k, v in state.items()}, str(weights))
+    # saved as training saves its best: weights, optimizer state and states.json, one unit
+    from ocrforge.engine.checkpoint import load_checkpoint, save_checkpoint
+    from ocrforge.models.architectures import build_model
+
+    config = load_config(model_dir / "config.yml")
+    model = build_model(config["Architecture"])
+    model.set_state_dict({k: paddle.zeros_like(v) if k.startswith("head.") else v for k, v in state.items()})
+    save_checkpoint(str(model_dir), "best_accuracy", model,
+                    paddle.optimizer.Adam(parameters=model.parameters()), {"state": {"epoch": 2}})
     broken = weights.read_bytes()
 
     result = tune_det_postprocess(model_dir, sroie_val, sroie_dir, [1.5], [], tmp_path / "postprocess.json",
@@ -130,6 +191,13 @@ def test_the_search_also_chooses_the_side_length_and_the_starting_weights(traine
     best = result["best"]
     assert best["weights"] == result["weights"] == "pretrained"
     assert (model_dir / "best_trained.pdparams").read_bytes() == broken
+    # the trained checkpoint is kept whole; best_accuracy is a whole checkpoint of the starting weights, without
+    # the trained run's optimizer state
+    assert (model_dir / "best_trained.pdopt").is_file() and (model_dir / "best_trained.states.json").is_file()
+    assert not (model_dir / "best_accuracy.pdopt").exists()
+    states = load_checkpoint(str(model_dir), "best_accuracy", build_model(config["Architecture"]))
+    assert states["weights"] == "pretrained" and "pdopt" not in states["sha256"] and states["state"]["epoch"] == 2
+    assert load_checkpoint(str(model_dir), "best_trained", model)["state"]["epoch"] == 2
     restored = paddle.load(str(weights))
     # the shipped weights again (the threshold-map branch, trained but not shipped, starts random each build)
     assert restored.keys() == state.keys()

@@ -46,12 +46,12 @@ def test_finished_run_starts_fresh(tmp_path):
 def test_what_the_old_run_derived_goes_with_it(tmp_path):
     """A detector's post-process search result describes the weights it was found for: kept while a run
     resumes, removed when training starts fresh."""
-    from ocrforge.postprocess_search import TRAINED_WEIGHTS_FILE
     from ocrforge.system import POSTPROCESS_FILE
     from ocrforge.training import derived_files
 
     config = {**make_config(tmp_path), "Architecture": {"model_type": "det"}}
-    assert derived_files(config) == (POSTPROCESS_FILE, TRAINED_WEIGHTS_FILE)
+    assert derived_files(config) == (POSTPROCESS_FILE, "best_trained.pdparams", "best_trained.pdopt",
+                                     "best_trained.states.json")
     assert derived_files({"Architecture": {"model_type": "rec"}}) == ()
     for name in derived_files(config):
         (tmp_path / name).write_text("{}")

@@ -167,6 +167,64 @@ class DetMetric(CountingMetric):
 
 
 @METRICS.register()
+class DetGridMetric(DetMetric):
+    """:class:`DetMetric` of every post-process pair of a
+    :class:`~ocrforge.postprocess.DBPostProcessGrid` result, reported at the best pair: a detector validated as
+    it will be deployed, its pair chosen on the val split after training.
+
+    ``get_metric()`` gives the best pair's ``precision``, ``recall`` and ``hmean`` (ties: the pair nearest the
+    configured one, as the post-process search breaks them), that pair as ``unclip_ratio`` and ``box_thresh``,
+    and the configured pair's hmean as ``hmean_configured``; then resets.
+    """
+
+    configured_pair: tuple[float, float] | None = None  # from the post-process results (kept across resets)
+
+    def reset(self) -> None:
+        super().reset()
+        self.pairs: dict[tuple[float, float], list[int]] = {}
+
+    def __call__(self, post_result: list, batch: list, **kwargs) -> None:
+        super().__call__(post_result, batch, **kwargs)
+        polys_batch, ignores_batch = to_numpy(batch[2]), to_numpy(batch[3])
+        for pred, polys, ignores in zip(post_result, polys_batch, ignores_batch):
+            if "grid" not in pred:
+                raise ValueError("DetGridMetric scores a DBPostProcessGrid result (each image's 'grid' of "
+                                 "boxes per post-process pair); set PostProcess.name: DBPostProcessGrid")
+            self.configured_pair = tuple(pred["configured"])
+            for pair, points in pred["grid"].items():
+                result = score_detections(points, polys, ignores, self.iou_threshold)
+                counts = self.pairs.setdefault(tuple(pair), [0, 0, 0])
+                for k, key in enumerate(self.counters):
+                    counts[k] += result[key]
+
+    def accumulated(self) -> dict:
+        flat = super().accumulated()
+        for (unclip, thresh), counts in self.pairs.items():
+            flat.update({f"{key}@{unclip}@{thresh}": n for key, n in zip(self.counters, counts)})
+        return flat
+
+    def set_accumulated(self, state: dict) -> None:
+        super().set_accumulated(state)
+        self.pairs = {}
+        for name, n in state.items():
+            if "@" in name:
+                key, unclip, thresh = name.split("@")
+                self.pairs.setdefault((float(unclip), float(thresh)), [0, 0, 0])[self.counters.index(key)] = n
+
+    def get_metric(self) -> dict:
+        configured = precision_recall_hmean(self.matched, self.det_care, self.gt_care)
+        if not self.pairs:
+            self.reset()
+            return configured
+        rows = {pair: precision_recall_hmean(*counts) for pair, counts in self.pairs.items()}
+        home = self.configured_pair or min(rows)
+        best = min(rows, key=lambda pair: (-round(rows[pair]["hmean"], 6),
+                                           abs(pair[0] - home[0]) + abs(pair[1] - home[1])))
+        self.reset()
+        return {**rows[best], "unclip_ratio": best[0], "box_thresh": best[1], "hmean_configured": configured["hmean"]}
+
+
+@METRICS.register()
 class DistillationMetric:
     """One ``base_metric_name`` metric (DetMetric) per member of a distillation post-process result.
 

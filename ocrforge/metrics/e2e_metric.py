@@ -13,6 +13,8 @@ lying mostly inside an ignored region are then not counted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ocrforge.metrics.det_metric import (
@@ -44,6 +46,53 @@ def _parse_line(item) -> tuple[np.ndarray, str, bool]:
     return _box_points(points), text, ignore or text in IGNORE_TEXTS
 
 
+@dataclass
+class LineMatch:
+    """How one image's predicted lines meet its labelled ones, by the end-to-end rule (:func:`match_lines`).
+
+    Lines whose box has no area are left out; ``pred_index`` / ``gt_index`` give each kept line's position in
+    the lists given. Per kept line: ``*_polys`` (shapely), ``*_points``, ``*_texts`` (as given),
+    ``*_normalized`` (as compared) and ``*_care`` (counted: not an ignored label, not a prediction lying mostly
+    inside one); ``pairs`` are the one-to-one ``(gt, pred)`` matches of equal text, in kept-line positions.
+    """
+
+    pred_index: list[int]
+    gt_index: list[int]
+    pred_polys: list
+    gt_polys: list
+    pred_points: list
+    gt_points: list
+    pred_texts: list[str]
+    gt_texts: list[str]
+    pred_normalized: list[str]
+    gt_normalized: list[str]
+    pred_care: list[bool]
+    gt_care: list[bool]
+    pairs: list[tuple[int, int]]
+
+
+def match_lines(preds, gts, iou_threshold: float = 0.5, normalize=lambda text: text) -> LineMatch:
+    """Match one image's predicted lines to its labelled lines (the module docstring's forms) as the metric
+    does: ignored labels and the predictions inside them set apart, then one-to-one matches at IoU >=
+    ``iou_threshold`` with the same ``normalize``-d text, greedily in label then prediction order."""
+    parsed_preds = [_parse_line(p) for p in preds]
+    parsed_gts = [_parse_line(g) for g in gts]
+    pred_polys = [as_polygon(pts) for pts, _, _ in parsed_preds]
+    gt_polys = [as_polygon(pts) for pts, _, _ in parsed_gts]
+    pred_index = [i for i, poly in enumerate(pred_polys) if poly is not None]
+    gt_index = [i for i, poly in enumerate(gt_polys) if poly is not None]
+    pred_polys, gt_polys = [pred_polys[i] for i in pred_index], [gt_polys[i] for i in gt_index]
+    pred_care, gt_care = split_ignored(pred_polys, gt_polys, [parsed_gts[i][2] for i in gt_index], 0.5)
+    pred_texts = [parsed_preds[i][1] for i in pred_index]
+    gt_texts = [parsed_gts[i][1] for i in gt_index]
+    pred_normalized, gt_normalized = [normalize(t) for t in pred_texts], [normalize(t) for t in gt_texts]
+    pairs = match_pairs(pred_polys, gt_polys, pred_care, gt_care, iou_threshold,
+                        same=lambda g, p: gt_normalized[g] == pred_normalized[p])
+    return LineMatch(pred_index, gt_index, pred_polys, gt_polys, [parsed_preds[i][0] for i in pred_index],
+                     [parsed_gts[i][0] for i in gt_index], pred_texts, gt_texts, pred_normalized, gt_normalized,
+                     pred_care, gt_care, pairs)
+
+
 def score_end_to_end(preds, gts, iou_threshold: float = 0.5, normalize=lambda text: text) -> dict:
     """Score one image's predicted lines against its ground-truth lines.
 
@@ -51,30 +100,16 @@ def score_end_to_end(preds, gts, iou_threshold: float = 0.5, normalize=lambda te
     "full_text_match", "pred_text", "gt_text"}``; the full texts are built from the counted lines only,
     then normalised.
     """
-    pred_lines = [_parse_line(p) for p in preds]
-    gt_lines = [_parse_line(g) for g in gts]
-    pred_lines = [(as_polygon(pts), pts, text) for pts, text, _ in pred_lines]
-    gt_lines = [(as_polygon(pts), pts, text, ig) for pts, text, ig in gt_lines]
-    pred_lines = [p for p in pred_lines if p[0] is not None]
-    gt_lines = [g for g in gt_lines if g[0] is not None]
-
-    pred_care, gt_care = split_ignored(
-        [p[0] for p in pred_lines], [g[0] for g in gt_lines], [g[3] for g in gt_lines], 0.5
-    )
-    pred_texts = [normalize(p[2]) for p in pred_lines]
-    gt_texts = [normalize(g[2]) for g in gt_lines]
-    pairs = match_pairs(
-        [p[0] for p in pred_lines], [g[0] for g in gt_lines], pred_care, gt_care, iou_threshold,
-        same=lambda g, p: gt_texts[g] == pred_texts[p],
-    )
-    counted_preds = [p for p, care in zip(pred_lines, pred_care) if care]
-    counted_gts = [g for g, care in zip(gt_lines, gt_care) if care]
-    pred_text = normalize(full_text([p[1] for p in counted_preds], [p[2] for p in counted_preds]))
-    gt_text = normalize(full_text([g[1] for g in counted_gts], [g[2] for g in counted_gts]))
+    match = match_lines(preds, gts, iou_threshold, normalize)
+    counted_preds = [(pts, text) for pts, text, care in zip(match.pred_points, match.pred_texts, match.pred_care)
+                     if care]
+    counted_gts = [(pts, text) for pts, text, care in zip(match.gt_points, match.gt_texts, match.gt_care) if care]
+    pred_text = normalize(full_text([p for p, _ in counted_preds], [t for _, t in counted_preds]))
+    gt_text = normalize(full_text([p for p, _ in counted_gts], [t for _, t in counted_gts]))
     return {
         "gt_care": len(counted_gts),
         "det_care": len(counted_preds),
-        "matched": len(pairs),
+        "matched": len(match.pairs),
         "full_text_match": pred_text == gt_text,
         "pred_text": pred_text,
         "gt_text": gt_text,

@@ -35,6 +35,40 @@ class DBPostProcess(_WheelDBPostProcess):
         return super().__call__({"maps": _numpy(outs_dict["maps"])}, np.asarray(_numpy(shape_list)))
 
 
+def db_grid(configured: tuple[float, float], unclip_ratios=(), box_threshes=()) -> list[tuple[float, float]]:
+    """The ``(unclip_ratio, box_thresh)`` pairs of a grid with the configured pair's values in it, sorted."""
+    unclips = sorted({float(configured[0]), *(float(u) for u in unclip_ratios)})
+    threshes = sorted({float(configured[1]), *(float(b) for b in box_threshes)})
+    return [(u, b) for u in unclips for b in threshes]
+
+
+@POSTPROCESS.register()
+class DBPostProcessGrid(DBPostProcess):
+    """:class:`DBPostProcess` at its configured pair and at every ``(unclip_ratio, box_thresh)`` pair of
+    ``unclip_ratios`` x ``box_threshes``, for validating a detector as it will be deployed: after training, the
+    pair is chosen on the val split (ocrforge.postprocess_search), so each epoch is judged at its best pair
+    (:class:`~ocrforge.metrics.det_metric.DetGridMetric`), not at one fixed pair.
+
+    Returns a list per image of ``{"points": the configured pair's boxes, "grid": {(unclip_ratio, box_thresh):
+    boxes}, "configured": (unclip_ratio, box_thresh)}``; a metric reading only ``points`` sees
+    :class:`DBPostProcess`'s output.
+    """
+
+    def __init__(self, unclip_ratios=(), box_threshes=(), **kwargs):
+        super().__init__(**kwargs)
+        fixed = {k: v for k, v in kwargs.items() if k not in ("unclip_ratio", "box_thresh")}
+        self.pairs = db_grid((float(self.unclip_ratio), float(self.box_thresh)), unclip_ratios, box_threshes)
+        self._pair_posts = {pair: DBPostProcess(unclip_ratio=pair[0], box_thresh=pair[1], **fixed)
+                            for pair in self.pairs}
+
+    def __call__(self, outs_dict, shape_list):
+        home = (float(self.unclip_ratio), float(self.box_thresh))
+        per_pair = {pair: post(outs_dict, shape_list) for pair, post in self._pair_posts.items()}
+        return [{"points": per_pair[home][i]["points"], "configured": home,
+                 "grid": {pair: results[i]["points"] for pair, results in per_pair.items()}}
+                for i in range(len(per_pair[home]))]
+
+
 @POSTPROCESS.register()
 class DistillationDBPostProcess:
     """DB box extraction for the members ``model_name`` of a DistillationModel's output.
