@@ -184,7 +184,9 @@ class DetGridMetric(DetMetric):
         self.pairs: dict[tuple[float, float], list[int]] = {}
 
     def __call__(self, post_result: list, batch: list, **kwargs) -> None:
-        super().__call__(post_result, batch, **kwargs)
+        if len(batch) < 4:
+            raise ValueError(f"DetGridMetric needs the eval batch [image, shape, polys, ignore_tags]; got {len(batch)} "
+                             f"items. Check KeepKeys in the Eval transforms.")
         polys_batch, ignores_batch = to_numpy(batch[2]), to_numpy(batch[3])
         for pred, polys, ignores in zip(post_result, polys_batch, ignores_batch):
             if "grid" not in pred:
@@ -198,13 +200,12 @@ class DetGridMetric(DetMetric):
                     counts[k] += result[key]
 
     def accumulated(self) -> dict:
-        flat = super().accumulated()
+        flat = {}
         for (unclip, thresh), counts in self.pairs.items():
             flat.update({f"{key}@{unclip}@{thresh}": n for key, n in zip(self.counters, counts)})
         return flat
 
     def set_accumulated(self, state: dict) -> None:
-        super().set_accumulated(state)
         self.pairs = {}
         for name, n in state.items():
             if "@" in name:
@@ -212,12 +213,12 @@ class DetGridMetric(DetMetric):
                 self.pairs.setdefault((float(unclip), float(thresh)), [0, 0, 0])[self.counters.index(key)] = n
 
     def get_metric(self) -> dict:
-        configured = precision_recall_hmean(self.matched, self.det_care, self.gt_care)
         if not self.pairs:
             self.reset()
-            return configured
+            return precision_recall_hmean(0, 0, 0)
         rows = {pair: precision_recall_hmean(*counts) for pair, counts in self.pairs.items()}
         home = self.configured_pair or min(rows)
+        configured = rows[home]  # the grid holds the configured pair: it is scored once, with the others
         best = min(rows, key=lambda pair: (-round(rows[pair]["hmean"], 6),
                                            abs(pair[0] - home[0]) + abs(pair[1] - home[1])))
         self.reset()
